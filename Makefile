@@ -1,0 +1,78 @@
+# mlpipe: infrastructure-as-code kit for an ML pipeline platform.
+# `make help` lists the targets. Every target installs what it needs on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+TOP    := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+VENV   := $(TOP)/.venv
+STAMP  := $(VENV)/.mlpipe-installed
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(TOP)/ansible/ansible.cfg
+export PYTHONUNBUFFERED := 1
+
+ROLE ?=
+PYTEST_ARGS ?=
+
+.PHONY: help up down test test-unit test-roles test-e2e lint lint-terraform bench provision destroy venv clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): tests/requirements.txt tasks_py/pyproject.toml
+	@echo "venv: installing pinned tools and the mlpipe package into $(VENV) (first use only)"
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt -e 'tasks_py[dev]'
+	@touch $@
+
+venv: $(STAMP) ## Create .venv with the pinned tools (done by every target on first use)
+
+$(TOP)/.vault-pass:
+	@umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
+	@echo "vault: generated $@ (the local inventory's vault password; keep it, never commit it)"
+
+up: $(STAMP) $(TOP)/.vault-pass ## Start the whole platform on local containers, then run the demo pipeline
+	@ansible/scripts/up.sh
+
+down: $(STAMP) ## Remove every container and network `make up` created (and nothing else)
+	@ansible/scripts/ensure-docker.sh
+	@ansible/scripts/run-playbook.sh down ansible/local-cluster.yml -e mlpipe_cluster_state=absent
+
+test: ## Everything CI checks: lint, unit, roles, end-to-end
+	@ansible/scripts/timed.sh lint $(MAKE) lint
+	@ansible/scripts/timed.sh test-unit $(MAKE) test-unit
+	@ansible/scripts/timed.sh test-roles $(MAKE) test-roles
+	@ansible/scripts/timed.sh test-e2e $(MAKE) test-e2e
+
+test-unit: $(STAMP) ## Python tests: NGAS client, cache, MLflow plugin, tasks, Terraform wiring
+	@pytest tests/unit tests/terraform $(PYTEST_ARGS)
+
+test-roles: $(STAMP) $(TOP)/.vault-pass ## Molecule scenario of every role (ROLE=name runs one)
+	@tests/molecule/run.sh $(ROLE)
+
+test-e2e: $(STAMP) $(TOP)/.vault-pass ## Multi-host tests on the local cluster
+	@ansible/scripts/ensure-docker.sh
+	@pytest tests/e2e $(PYTEST_ARGS)
+
+lint: $(STAMP) $(TOP)/.vault-pass ## ansible-lint (production), yamllint, ruff, terraform fmt + checkov
+	@echo "lint: yamllint"; yamllint -s .
+	@echo "lint: ansible-lint (production profile)"; cd ansible && ansible-lint --profile production -q $(TOP)/ansible $(TOP)/roles
+	@echo "lint: ruff"; ruff check tasks_py tests bench && ruff format --check tasks_py tests bench
+	@$(MAKE) lint-terraform
+
+lint-terraform: $(STAMP) ## terraform fmt -check and checkov (offline)
+	@tests/terraform/lint.sh
+
+bench: $(STAMP) ## Benchmarks, printed as ratios measured side by side
+	@bench/run.sh
+
+provision: $(STAMP) $(TOP)/.vault-pass ## Create the GCP platform with Terraform, then run ansible/site.yml on it
+	@terraform/scripts/provision.sh
+
+destroy: $(STAMP) ## Tear the GCP platform down (asks for confirmation)
+	@terraform/scripts/destroy.sh
+
+clean: ## Remove .venv and caches (not the local cluster: use make down)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

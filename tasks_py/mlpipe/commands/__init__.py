@@ -1,0 +1,1 @@
+"""Subcommands of the mlpipe CLI, one module each."""
