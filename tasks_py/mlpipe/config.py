@@ -1,0 +1,279 @@
+"""The one configuration of the mlpipe package.
+
+Sources, later ones win:
+
+1. defaults (the dataclasses below);
+2. a TOML file: ``$MLPIPE_CONFIG`` if set, else ``/etc/mlpipe/mlpipe.toml``
+   (a missing default file is fine, a missing ``$MLPIPE_CONFIG`` file is an error);
+3. environment variables ``MLPIPE_<SECTION>_<KEY>``, e.g. ``MLPIPE_NGAS_URL``,
+   ``MLPIPE_CACHE_MODE``, ``MLPIPE_CACHE_MAX_SIZE``.
+
+Adding a section: write a frozen dataclass whose fields all have defaults and
+add it as a field of :class:`Config` (the field name is the TOML section name).
+Field types supported by the loader: ``str``, ``int``, ``float``, ``bool``,
+``Path`` and :data:`ByteSize` (an ``int`` that also accepts ``"10G"``). Fields
+whose name contains ``token``, ``password`` or ``secret`` are masked by
+:func:`render`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NewType, get_type_hints
+from urllib.parse import urlsplit, urlunsplit
+
+from mlpipe.errors import BadInput
+
+DEFAULT_CONFIG_PATH = Path("/etc/mlpipe/mlpipe.toml")
+ENV_CONFIG = "MLPIPE_CONFIG"
+ENV_PREFIX = "MLPIPE_"
+
+ByteSize = NewType("ByteSize", int)
+"""An int number of bytes; config values may be written ``"512M"``, ``"10G"``, ``1048576``."""
+
+CACHE_MODES = ("auto", "good", "bad", "offline")
+SECRET_WORDS = ("token", "password", "secret")
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mlpipe"
+
+
+@dataclasses.dataclass(frozen=True)
+class NgasConfig:
+    """``[ngas]``: where the NGAS archive server is and how hard to try."""
+
+    url: str = "http://127.0.0.1:7777"
+    timeout: float = 60.0  # seconds per socket operation
+    retries: int = 4  # extra attempts after the first on connection errors and 5xx
+    backoff: float = 0.5  # first retry delay in seconds, doubled each time
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheConfig:
+    """``[cache]``: the local read cache every NGAS/MLflow read goes through."""
+
+    dir: Path = dataclasses.field(default_factory=_default_cache_dir)
+    max_size: ByteSize = ByteSize(10 * 1024**3)
+    mode: str = "auto"  # auto | good | bad | offline
+    probe_max_latency_ms: float = 250.0  # slower STATUS round trip -> "bad"
+    probe_min_throughput_mbps: float = 5.0  # slower recent downloads (MB/s) -> "bad"
+    probe_ttl: float = 60.0  # seconds a probe result is reused
+
+
+@dataclasses.dataclass(frozen=True)
+class MlflowConfig:
+    """``[mlflow]``: the tracking server and where artifacts go."""
+
+    tracking_uri: str = "http://127.0.0.1:5000"
+    artifact_root: str = ""  # e.g. ngas://ngas-host:7777/mlflow
+    tracking_token: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The effective configuration. Each field is one TOML section."""
+
+    ngas: NgasConfig = dataclasses.field(default_factory=NgasConfig)
+    cache: CacheConfig = dataclasses.field(default_factory=CacheConfig)
+    mlflow: MlflowConfig = dataclasses.field(default_factory=MlflowConfig)
+    source: str = dataclasses.field(default="defaults", compare=False)
+
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(value: object, where: str) -> int:
+    """``"10G"`` / ``"512MiB"`` / ``1048576`` -> bytes (binary units)."""
+    if isinstance(value, bool):
+        raise BadInput(f"{where}: expected a size like 10G or 1048576, got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE_RE.match(str(value))
+        if not match:
+            raise BadInput(f"{where}: expected a size like 10G or 1048576, got {value!r}")
+        size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+    if size < 0:
+        raise BadInput(f"{where}: a size cannot be negative ({value!r})")
+    return size
+
+
+def _coerce(value: object, typ: Any, where: str) -> object:
+    from_env = isinstance(value, str)
+    try:
+        if typ is ByteSize:
+            return ByteSize(parse_size(value, where))
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not from_env):
+                raise ValueError(value)
+            return int(str(value).strip())
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(str(value).strip()) if from_env else float(value)  # type: ignore[arg-type]
+        if typ is Path:
+            return Path(str(value)).expanduser()
+        if typ is str:
+            if not isinstance(value, str):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError):
+        name = getattr(typ, "__name__", str(typ))
+        raise BadInput(f"{where}: expected {name}, got {value!r}") from None
+    raise BadInput(f"{where}: unsupported config type {typ!r}")  # programming error
+
+
+def _section_types() -> dict[str, type]:
+    hints = get_type_hints(Config)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Config) if f.name != "source"}
+
+
+def _build_section(
+    name: str, cls: type, file_values: Mapping[str, object], path: Path, env: Mapping[str, str]
+) -> object:
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(file_values) - known)
+    if unknown:
+        raise BadInput(
+            f"{path}: unknown key(s) {', '.join(unknown)} in [{name}]; "
+            f"known keys: {', '.join(sorted(known))}"
+        )
+    kwargs: dict[str, object] = {}
+    for key in known:
+        var = f"{ENV_PREFIX}{name.upper()}_{key.upper()}"
+        if var in env:
+            kwargs[key] = _coerce(env[var], hints[key], f"environment variable {var}")
+        elif key in file_values:
+            kwargs[key] = _coerce(file_values[key], hints[key], f"{path}: [{name}] {key}")
+    section = cls(**kwargs)
+    _validate(name, section, path)
+    return section
+
+
+def _validate(name: str, section: object, path: Path) -> None:
+    where = f"{path} or MLPIPE_{name.upper()}_*"
+    if isinstance(section, CacheConfig) and section.mode not in CACHE_MODES:
+        raise BadInput(
+            f"{where}: [cache] mode must be one of {', '.join(CACHE_MODES)}, got {section.mode!r}"
+        )
+    if isinstance(section, NgasConfig):
+        parts = urlsplit(section.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadInput(
+                f"{where}: [ngas] url must look like http://host:7777, got {section.url!r}"
+            )
+        if section.retries < 0 or section.timeout <= 0 or section.backoff < 0:
+            raise BadInput(f"{where}: [ngas] retries/backoff must be >= 0 and timeout > 0")
+
+
+def config_path(env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
+    """The config file to read and whether it was asked for explicitly."""
+    env = os.environ if env is None else env
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG]).expanduser(), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Read the effective configuration (defaults < TOML file < environment).
+
+    ``path`` overrides ``$MLPIPE_CONFIG``; an explicitly named file must exist.
+    Raises :class:`BadInput` naming the file or variable at fault.
+    """
+    env = os.environ if env is None else env
+    explicit = path is not None
+    file_path, env_explicit = config_path(env) if path is None else (Path(path), True)
+    explicit = explicit or env_explicit
+    data: dict[str, Any] = {}
+    if file_path.is_file():
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"{file_path}: cannot read the config file: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise BadInput(f"{file_path}: not valid TOML: {exc}") from None
+        source = str(file_path)
+    elif explicit:
+        raise BadInput(
+            f"{file_path}: config file not found (named by "
+            f"{'$' + ENV_CONFIG if env_explicit else 'the caller'}); create it or unset it"
+        )
+    else:
+        source = "defaults (no " + str(file_path) + ")"
+    sections = _section_types()
+    unknown = sorted(k for k in data if k not in sections)
+    if unknown:
+        raise BadInput(
+            f"{file_path}: unknown section(s) {', '.join('[' + u + ']' for u in unknown)}; "
+            f"known: {', '.join('[' + s + ']' for s in sections)}"
+        )
+    kwargs: dict[str, object] = {}
+    for name, cls in sections.items():
+        values = data.get(name, {})
+        if not isinstance(values, dict):
+            raise BadInput(f"{file_path}: {name} must be a [{name}] table")
+        kwargs[name] = _build_section(name, cls, values, file_path, env)
+    return Config(**kwargs, source=source)  # type: ignore[arg-type]
+
+
+def _mask(key: str, value: object) -> object:
+    if any(word in key.lower() for word in SECRET_WORDS):
+        return "***" if value else ""
+    if isinstance(value, str) and "@" in value and "://" in value:
+        parts = urlsplit(value)
+        if parts.password:
+            netloc = f"{parts.username}:***@{parts.hostname}"
+            if parts.port:
+                netloc += f":{parts.port}"
+            return urlunsplit(parts._replace(netloc=netloc))
+    return value
+
+
+def as_dict(config: Config, masked: bool = True) -> dict[str, dict[str, object]]:
+    """Sections as plain dicts (secrets masked unless ``masked=False``)."""
+    out: dict[str, dict[str, object]] = {}
+    for name in _section_types():
+        section = getattr(config, name)
+        out[name] = {
+            f.name: (
+                _mask(f.name, getattr(section, f.name)) if masked else getattr(section, f.name)
+            )
+            for f in dataclasses.fields(section)
+        }
+    return out
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def render(config: Config) -> str:
+    """The effective config as TOML, secrets masked, with its source noted."""
+    lines = [f"# effective mlpipe config; file: {config.source}; env: MLPIPE_<SECTION>_<KEY>"]
+    for name, values in as_dict(config).items():
+        lines.append(f"\n[{name}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+    return "\n".join(lines) + "\n"

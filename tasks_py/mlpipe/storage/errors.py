@@ -1,0 +1,46 @@
+"""Exceptions of the storage layer (all :class:`mlpipe.errors.MlpipeError`)."""
+
+from __future__ import annotations
+
+from mlpipe.errors import BadInput, MlpipeError
+
+
+class NgasError(MlpipeError):
+    """NGAS answered FAILURE (or something unusable). Carries NGAS's own message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str = "",
+        http_status: int | None = None,
+        ngas_message: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.command = command
+        self.http_status = http_status
+        self.ngas_message = ngas_message
+
+
+class NgasNotFound(NgasError):
+    """The file id (or that version of it) is not in the archive (NGAMS_ER_UNAVAIL_FILE)."""
+
+
+class NgasUnavailable(NgasError):
+    """NGAS could not be reached (connection errors / 5xx) even after the retries."""
+
+
+class ChecksumMismatch(NgasError):
+    """Bytes received or sent do not match NGAS's crc32; nothing was kept."""
+
+
+class CacheMiss(MlpipeError):
+    """A file is not in the local cache and the connection mode forbids downloading it."""
+
+
+class BadFileId(BadInput):
+    """An NGAS file id that NGAS would mangle or that cannot be listed by prefix."""
+
+
+class BadUri(BadInput):
+    """A storage URI (ngas://host:port/path) is malformed."""

@@ -1,0 +1,503 @@
+"""Client for the NGAS archive server (HTTP commands QARCHIVE, RETRIEVE, QUERY, ...).
+
+Protocol facts it relies on (recorded from NGAS 12.0):
+
+* QARCHIVE with an explicit ``file_id`` keeps path-like ids; re-archiving an id
+  adds a version, nothing is overwritten. The body needs a ``Content-Length``.
+* RETRIEVE returns the newest version unless ``file_version`` is given.
+* ``QUERY?query=files_like&like=<pattern>&format=json`` returns one JSON row per
+  version; ``%`` and ``_`` are SQL LIKE wildcards, so prefix listings are
+  filtered client-side to exact prefix matches.
+* Checksums are CRC-32 (zlib/binascii polynomial, initial value 0) written as a
+  decimal string; old Python-2 NGAS wrote them signed, so they are compared
+  modulo 2**32.
+* FAILURE answers are XML ``<Status Status="FAILURE" Message=...>`` with HTTP
+  400/404/411; they become :class:`NgasError` subclasses carrying the message.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+import uuid
+import xml.etree.ElementTree as ET
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from mlpipe.storage.errors import (
+    BadFileId,
+    ChecksumMismatch,
+    NgasError,
+    NgasNotFound,
+    NgasUnavailable,
+)
+from mlpipe.storage.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1024 * 1024
+DEFAULT_MIME = "application/octet-stream"
+
+
+def crc32_of_file(path: Path | str, chunk: int = CHUNK) -> int:
+    """CRC-32 of a file as NGAS computes it (unsigned)."""
+    crc = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def checksum_matches(ngas_checksum: str | int | None, crc: int) -> bool:
+    """Compare an NGAS crc32 (decimal, signed or unsigned) with a local unsigned crc32."""
+    if ngas_checksum in (None, ""):
+        return True  # NGAS may be configured without checksums: nothing to compare
+    try:
+        return (int(ngas_checksum) & 0xFFFFFFFF) == crc
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """One version of one archived file (a files_like row or a QARCHIVE answer)."""
+
+    file_id: str
+    version: int
+    size: int
+    checksum: str
+    checksum_plugin: str = "crc32"
+    disk_id: str = ""
+    file_name: str = ""
+    mime_type: str = DEFAULT_MIME
+    ingestion_date: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> FileInfo:
+        return cls(
+            file_id=str(row["file_id"]),
+            version=int(row["file_version"]),
+            size=int(row.get("file_size") or 0),
+            checksum=str(row.get("checksum") or ""),
+            checksum_plugin=str(row.get("checksum_plugin") or ""),
+            disk_id=str(row.get("disk_id") or ""),
+            file_name=str(row.get("file_name") or ""),
+            mime_type=str(row.get("format") or DEFAULT_MIME),
+            ingestion_date=str(row.get("ingestion_date") or ""),
+        )
+
+
+# What archive() returns: the stored version's FileInfo.
+ArchiveResult = FileInfo
+
+
+@dataclass(frozen=True)
+class NgasStatus:
+    """The STATUS answer."""
+
+    status: str
+    state: str
+    sub_state: str
+    message: str
+    version: str
+    host_id: str
+
+    @property
+    def online(self) -> bool:
+        return self.status == "SUCCESS" and self.state == "ONLINE"
+
+
+def _parse_status_xml(body: bytes) -> tuple[dict[str, str], ET.Element] | None:
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None
+    status = root.find("Status")
+    if root.tag != "NgamsStatus" or status is None:
+        return None
+    return dict(status.attrib), root
+
+
+class _UploadBody:
+    """Streams a file in 1 MiB chunks, computing its crc32; ``len()`` gives Content-Length."""
+
+    def __init__(self, path: Path, size: int, on_chunk: Callable[[int], object]) -> None:
+        self.path, self.size, self.on_chunk = path, size, on_chunk
+        self.crc = 0
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as fh:
+            while self.sent < self.size:
+                block = fh.read(min(CHUNK, self.size - self.sent))
+                if not block:
+                    raise NgasError(f"{self.path}: file shrank while being archived; try again")
+                self.crc = zlib.crc32(block, self.crc)
+                self.sent += len(block)
+                self.on_chunk(len(block))
+                yield block
+
+
+class NgasClient:
+    """Talks to one NGAS server.
+
+    ``url`` is the server base (``http://host:7777``). Connection errors,
+    timeouts and 5xx answers are retried ``retries`` times with exponential
+    backoff starting at ``backoff`` seconds. ``requests_sent`` counts HTTP
+    requests attempted (used by tests and the benchmark).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        progress: bool | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.progress = progress
+        self.session = session or requests.Session()
+        self.requests_sent = 0
+
+    @classmethod
+    def from_config(cls, config: Any = None, url: str | None = None) -> NgasClient:
+        """A client configured from :func:`mlpipe.config.load_config` (``url`` overrides)."""
+        if config is None:
+            from mlpipe.config import load_config
+
+            config = load_config()
+        ngas = config.ngas
+        return cls(
+            url or ngas.url, timeout=ngas.timeout, retries=ngas.retries, backoff=ngas.backoff
+        )
+
+    def __repr__(self) -> str:
+        return f"NgasClient({self.url!r})"
+
+    # ----------------------------------------------------------------- HTTP
+    def _request(
+        self,
+        method: str,
+        command: str,
+        params: dict[str, Any],
+        *,
+        body: Callable[[], Any] | None = None,
+        stream: bool = False,
+        what: str = "",
+    ) -> requests.Response:
+        """Send one command with retries; return a 200 response or raise NgasError."""
+        url = f"{self.url}/{command}"
+        what = what or command
+        attempt = 0
+        while True:
+            self.requests_sent += 1
+            try:
+                resp = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body() if body else None,
+                    stream=stream,
+                    timeout=self.timeout,
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                problem: str = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code < 500:
+                    if resp.status_code == 200:
+                        return resp
+                    self._raise_failure(resp, command, what)
+                problem = f"HTTP {resp.status_code} {resp.reason}"
+                resp.close()
+            if attempt >= self.retries:
+                raise NgasUnavailable(
+                    f"NGAS at {self.url} failed {command} for {what} after {attempt + 1} "
+                    f"attempt(s): {problem}. Check that the server is up "
+                    f"(mlpipe ngas status) and retry.",
+                    command=command,
+                )
+            delay = self.backoff * (2**attempt) * (0.75 + random.random() / 2)
+            log.warning(
+                "NGAS %s %s: %s; retry %d in %.2fs", command, what, problem, attempt + 1, delay
+            )
+            time.sleep(delay)
+            attempt += 1
+
+    def _raise_failure(self, resp: requests.Response, command: str, what: str) -> None:
+        body = resp.content[:65536]
+        resp.close()
+        parsed = _parse_status_xml(body)
+        message = parsed[0].get("Message", "") if parsed else body.decode("utf-8", "replace")[:300]
+        text = f"NGAS {command} failed for {what} (HTTP {resp.status_code}): {message}"
+        exc_type = NgasError
+        if "NGAMS_ER_UNAVAIL_FILE" in message or resp.status_code == 404 and command == "RETRIEVE":
+            exc_type = NgasNotFound
+        raise exc_type(text, command=command, http_status=resp.status_code, ngas_message=message)
+
+    def _xml_ok(
+        self, resp: requests.Response, command: str, what: str
+    ) -> tuple[dict[str, str], ET.Element]:
+        body = resp.content
+        parsed = _parse_status_xml(body)
+        if parsed is None:
+            raise NgasError(
+                f"NGAS {command} for {what}: answer is not NGAS status XML: {body[:200]!r}",
+                command=command,
+            )
+        attrs, root = parsed
+        if attrs.get("Status") != "SUCCESS":
+            message = attrs.get("Message", "")
+            raise NgasError(
+                f"NGAS {command} failed for {what}: {message}",
+                command=command,
+                ngas_message=message,
+            )
+        return attrs, root
+
+    # ------------------------------------------------------------ commands
+    def status(self) -> NgasStatus:
+        """STATUS: the server's state (``.online`` is True when it serves requests)."""
+        attrs, _ = self._xml_ok(self._request("GET", "STATUS", {}), "STATUS", self.url)
+        return NgasStatus(
+            status=attrs.get("Status", ""),
+            state=attrs.get("State", ""),
+            sub_state=attrs.get("SubState", ""),
+            message=attrs.get("Message", ""),
+            version=attrs.get("Version", ""),
+            host_id=attrs.get("HostId", ""),
+        )
+
+    def archive(
+        self, path: Path | str, file_id: str, mime_type: str = DEFAULT_MIME
+    ) -> ArchiveResult:
+        """QARCHIVE ``path`` as ``file_id`` (a new version if the id exists).
+
+        Streams from disk with a Content-Length (memory does not grow with the
+        file size) and checks the server's crc32 against the bytes sent.
+        Empty files are refused by NGAS (411); this raises :class:`BadInput`-like
+        :class:`NgasError` before sending.
+        """
+        path = Path(path)
+        file_id = validate_file_id(file_id)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise NgasError(f"cannot archive {path}: {exc.strerror}") from None
+        if not path.is_file():
+            raise NgasError(f"cannot archive {path}: not a regular file")
+        if size == 0:
+            raise NgasError(
+                f"cannot archive {path} as {file_id}: NGAS refuses empty files "
+                "(411 Content-Length is 0); store a non-empty file"
+            )
+        bar = progress_bar(size, f"archive {file_id}", self.progress)
+        bodies: list[_UploadBody] = []
+
+        def make_body() -> _UploadBody:
+            if bodies and bodies[-1].sent:
+                bar.update(-bodies[-1].sent)
+            bodies.append(_UploadBody(path, size, bar.update))
+            return bodies[-1]
+
+        params = {"filename": path.name, "file_id": file_id, "mime_type": mime_type}
+        try:
+            resp = self._request("POST", "QARCHIVE", params, body=make_body, what=file_id)
+        finally:
+            bar.close()
+        _, root = self._xml_ok(resp, "QARCHIVE", file_id)
+        disk = root.find("DiskStatus")
+        fstat = root.find(".//FileStatus")
+        if fstat is None:
+            raise NgasError(f"NGAS QARCHIVE for {file_id}: answer has no FileStatus element")
+        a = fstat.attrib
+        info = FileInfo(
+            file_id=a.get("FileId", file_id),
+            version=int(a.get("FileVersion", "0")),
+            size=int(a.get("FileSize", "0")),
+            checksum=a.get("Checksum", ""),
+            checksum_plugin=a.get("ChecksumPlugIn", ""),
+            disk_id=disk.attrib.get("DiskId", "") if disk is not None else "",
+            file_name=a.get("FileName", ""),
+            mime_type=a.get("Format", mime_type),
+            ingestion_date=a.get("IngestionDate", ""),
+        )
+        sent = bodies[-1]
+        if info.size != size or not checksum_matches(info.checksum, sent.crc):
+            raise ChecksumMismatch(
+                f"NGAS stored {file_id} version {info.version} with size {info.size} and crc32 "
+                f"{info.checksum}, but {path} has {size} bytes and crc32 {sent.crc}: the upload "
+                "was corrupted. Archive it again (a new version will be created)."
+            )
+        return info
+
+    def query_like(self, pattern: str) -> list[FileInfo]:
+        """Raw ``files_like`` query: every version of every id matching the LIKE pattern."""
+        resp = self._request(
+            "GET", "QUERY", {"query": "files_like", "like": pattern, "format": "json"}, what=pattern
+        )
+        try:
+            rows = resp.json()
+        except ValueError:
+            raise NgasError(
+                f"NGAS QUERY files_like {pattern!r}: answer is not JSON: {resp.content[:200]!r}"
+            ) from None
+        return [FileInfo.from_row(r) for r in rows if not r.get("file_ignore")]
+
+    def versions(self, file_id: str) -> list[FileInfo]:
+        """All versions of exactly ``file_id``, oldest first (empty if none)."""
+        file_id = validate_file_id(file_id)
+        rows = [r for r in self.query_like(file_id) if r.file_id == file_id]
+        return sorted(rows, key=lambda r: r.version)
+
+    def info(self, file_id: str, version: int | None = None) -> FileInfo:
+        """The newest (or the given) version of ``file_id``; one small QUERY request."""
+        rows = self.versions(file_id)
+        if version is not None:
+            rows = [r for r in rows if r.version == version]
+        if not rows:
+            which = f"{file_id} version {version}" if version is not None else file_id
+            raise NgasNotFound(f"{which} is not in NGAS at {self.url}", command="QUERY")
+        return rows[-1]
+
+    def exists(self, file_id: str) -> bool:
+        """True if any version of ``file_id`` is archived."""
+        return bool(self.versions(file_id))
+
+    def list(self, prefix: str = "", all_versions: bool = False) -> list[FileInfo]:
+        """Files whose id starts with ``prefix``: newest version of each, sorted by id.
+
+        ``%`` and ``_`` in ``prefix`` are matched literally (filtered client-side).
+        """
+        rows = [r for r in self.query_like(prefix + "%") if r.file_id.startswith(prefix)]
+        if all_versions:
+            return sorted(rows, key=lambda r: (r.file_id, r.version))
+        newest: dict[str, FileInfo] = {}
+        for r in rows:
+            if r.file_id not in newest or r.version > newest[r.file_id].version:
+                newest[r.file_id] = r
+        return [newest[k] for k in sorted(newest)]
+
+    def retrieve(
+        self,
+        file_id: str,
+        dest: Path | str,
+        version: int | None = None,
+        expected: FileInfo | None = None,
+    ) -> FileInfo:
+        """RETRIEVE ``file_id`` (newest or ``version``) into the file ``dest``.
+
+        Looks the version up first (one QUERY, skipped when ``expected`` is
+        given), streams into a temporary name next to ``dest`` and renames it
+        only when the size and crc32 match NGAS's; otherwise nothing is left
+        behind and :class:`ChecksumMismatch` is raised. Returns the FileInfo.
+        """
+        dest = Path(dest)
+        info = expected or self.info(file_id, version)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
+        bar = progress_bar(info.size, f"retrieve {file_id}", self.progress)
+        try:
+            for attempt in range(self.retries + 1):
+                resp = self._request(
+                    "GET",
+                    "RETRIEVE",
+                    {"file_id": info.file_id, "file_version": info.version},
+                    stream=True,
+                    what=f"{info.file_id} version {info.version}",
+                )
+                crc, size = 0, 0
+                try:
+                    with resp, open(tmp, "wb") as out:
+                        for block in resp.iter_content(CHUNK):
+                            crc = zlib.crc32(block, crc)
+                            size += len(block)
+                            out.write(block)
+                            bar.update(len(block))
+                    break
+                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                    bar.update(-size)
+                    if attempt >= self.retries:
+                        raise NgasUnavailable(
+                            f"download of {info.file_id} from {self.url} broke off: {exc}; "
+                            "retry later",
+                            command="RETRIEVE",
+                        ) from None
+                    time.sleep(self.backoff * 2**attempt)
+            if size != info.size or not checksum_matches(info.checksum, crc):
+                raise ChecksumMismatch(
+                    f"download of {info.file_id} version {info.version} from {self.url} "
+                    "is corrupt: "
+                    f"got {size} bytes crc32 {crc}, NGAS says {info.size} bytes crc32 "
+                    f"{info.checksum}. Nothing was written to {dest}; retry, and if it "
+                    f"persists run: mlpipe ngas check {info.file_id}",
+                    command="RETRIEVE",
+                )
+            os.replace(tmp, dest)
+        finally:
+            bar.close()
+            tmp.unlink(missing_ok=True)
+        return info
+
+    def check(self, file_id: str) -> str:
+        """CHECKFILE: NGAS verifies its stored copy; returns NGAS's message."""
+        attrs, _ = self._xml_ok(
+            self._request("GET", "CHECKFILE", {"file_id": file_id}, what=file_id),
+            "CHECKFILE",
+            file_id,
+        )
+        return attrs.get("Message", "")
+
+    def delete(self, file_id: str, version: int | None = None) -> list[FileInfo]:
+        """REMFILE every version (or one ``version``) of ``file_id``; returns what was removed.
+
+        NGAS needs the disk id of each version, taken from the files_like rows.
+        """
+        rows = self.versions(file_id)
+        if version is not None:
+            rows = [r for r in rows if r.version == version]
+        if not rows:
+            raise NgasNotFound(f"cannot delete {file_id}: not in NGAS at {self.url}")
+        for row in rows:
+            if not row.disk_id:
+                raise NgasError(
+                    f"cannot delete {file_id} version {row.version}: NGAS did not report its "
+                    "disk id, and REMFILE needs it"
+                )
+            params = {
+                "disk_id": row.disk_id,
+                "file_id": row.file_id,
+                "file_version": row.version,
+                "execute": 1,
+            }
+            what = f"{row.file_id} version {row.version}"
+            self._xml_ok(self._request("GET", "REMFILE", params, what=what), "REMFILE", what)
+        return rows
+
+
+def validate_file_id(file_id: str) -> str:
+    """Reject ids NGAS would mangle or that cannot be listed by prefix."""
+    if not file_id or file_id != file_id.strip() or file_id.startswith("/"):
+        raise BadFileId(
+            f"bad NGAS file id {file_id!r}: must be non-empty, no leading '/' or blanks"
+        )
+    if any(seg in ("", ".", "..") for seg in file_id.split("/")):
+        raise BadFileId(f"bad NGAS file id {file_id!r}: empty, '.' or '..' path segments")
+    if any(ord(c) < 32 for c in file_id):
+        raise BadFileId(f"bad NGAS file id {file_id!r}: control characters")
+    return file_id

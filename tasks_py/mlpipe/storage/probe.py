@@ -1,0 +1,61 @@
+"""Connection quality: decide ``good`` / ``bad`` / ``offline`` for the read cache.
+
+``auto`` mode measures instead of trusting config: the median round trip of a
+few NGAS STATUS requests (latency) and the throughput of the recent downloads
+the cache recorded (no test download is made). Thresholds come from
+``[cache] probe_max_latency_ms`` and ``probe_min_throughput_mbps``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+from mlpipe.storage.errors import NgasError
+from mlpipe.storage.ngas import NgasClient
+
+GOOD, BAD, OFFLINE = "good", "bad", "offline"
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What was measured and the mode it implies."""
+
+    mode: str
+    latency_ms: float | None
+    throughput_mbps: float | None
+    reason: str
+
+
+def probe(
+    client: NgasClient,
+    *,
+    max_latency_ms: float,
+    min_throughput_mbps: float,
+    recent_throughput_mbps: float | None = None,
+    samples: int = 3,
+) -> ProbeResult:
+    """Measure ``client``'s server and classify the connection."""
+    quick = NgasClient(client.url, timeout=min(client.timeout, 5.0), retries=0, backoff=0)
+    quick.session = client.session
+    times: list[float] = []
+    try:
+        for _ in range(samples):
+            start = time.perf_counter()
+            status = quick.status()
+            times.append((time.perf_counter() - start) * 1000)
+    except NgasError as exc:
+        return ProbeResult(OFFLINE, None, recent_throughput_mbps, f"NGAS unreachable: {exc}")
+    finally:
+        client.requests_sent += quick.requests_sent
+    latency = statistics.median(times)
+    if not status.online:
+        return ProbeResult(BAD, latency, recent_throughput_mbps, f"NGAS state {status.state}")
+    if latency > max_latency_ms:
+        reason = f"latency {latency:.0f} ms > {max_latency_ms:.0f} ms"
+        return ProbeResult(BAD, latency, recent_throughput_mbps, reason)
+    if recent_throughput_mbps is not None and recent_throughput_mbps < min_throughput_mbps:
+        reason = f"recent throughput {recent_throughput_mbps:.1f} MB/s < {min_throughput_mbps} MB/s"
+        return ProbeResult(BAD, latency, recent_throughput_mbps, reason)
+    return ProbeResult(GOOD, latency, recent_throughput_mbps, f"latency {latency:.0f} ms")
