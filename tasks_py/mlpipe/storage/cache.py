@@ -178,7 +178,9 @@ class ReadCache:
     def object_path(self, key: str) -> Path:
         return self.dir / "objects" / key[:2] / key
 
-    def _resolve(self, target: str) -> tuple[str, str]:
+    def _resolve(self, target: str, server: str | None = None) -> tuple[str, str]:
+        if server:
+            return server.rstrip("/"), validate_file_id(target)
         if "://" in target:
             uri = parse_ngas_uri(target)
             return uri.base_url, validate_file_id(uri.path)
@@ -244,14 +246,17 @@ class ReadCache:
         return self.object_path(entry.key)
 
     # --------------------------------------------------------------- reads
-    def fetch(self, target: str, version: int | None = None) -> Path:
+    def fetch(self, target: str, version: int | None = None, server: str | None = None) -> Path:
         """Local path of ``target`` (an NGAS file id or ``ngas://host:port/id``).
+
+        ``server`` (``http://host:port``) overrides the configured NGAS server
+        for a plain file id.
 
         Downloads only when needed and allowed by the connection mode; the
         returned file belongs to the cache: read it, never modify it (use
         :meth:`copy_to` for a private copy).
         """
-        server, file_id = self._resolve(target)
+        server, file_id = self._resolve(target, server)
         cached = self._lookup(server, file_id, version)
         if cached and version is not None:
             return self._hit(cached)
@@ -311,9 +316,11 @@ class ReadCache:
         self.evict(keep=key)
         return path
 
-    def copy_to(self, target: str, dest: Path | str, version: int | None = None) -> Path:
+    def copy_to(
+        self, target: str, dest: Path | str, version: int | None = None, server: str | None = None
+    ) -> Path:
         """Fetch ``target`` through the cache and copy it to ``dest`` (atomically)."""
-        src = self.fetch(target, version)
+        src = self.fetch(target, version, server)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")

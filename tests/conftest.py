@@ -1,0 +1,302 @@
+"""Shared pytest fixtures: an NGAS server and real MLflow tracking servers.
+
+NGAS
+    ``ngas_server`` (session): an :class:`NgasServer` with ``.url``. By default
+    the protocol double in ``tests/ngas_double`` (``.double`` gives the fault
+    hooks). With ``NGAS_SOURCE=<NGAS source tree or git repo/URL>`` a real NGAS
+    is built in a temporary venv (needs Debian ``libdb-dev`` and ``sqlite3``)
+    and started on 127.0.0.1; ``.double`` is then None and tests needing fault
+    hooks use the ``ngas_double`` fixture, which skips.
+    ``ngas_client``: an ``NgasClient`` on it with fast retries.
+    ``ngas_prefix``: a unique id prefix per test (tests never need a reset).
+
+MLflow
+    ``mlflow_server_factory`` (session): ``start(name, *server_args)`` runs a
+    REAL ``mlflow server`` on 127.0.0.1 (free port, sqlite backend in a temp
+    dir, readiness by polling ``/health``) and returns an :class:`MlflowServer`
+    with ``.url``; stopped at session end. Ready-made, session-scoped:
+    ``mlflow_server`` (MLflow's default proxied local artifact store),
+    ``mlflow_server_ngas_proxied`` (``--artifacts-destination ngas://...``),
+    ``mlflow_server_ngas_client`` (``--default-artifact-root ngas://...
+    --no-serve-artifacts``).
+
+Every test process and server sees an isolated mlpipe config: ``MLPIPE_CONFIG``
+is an empty temp file, ``MLPIPE_CACHE_DIR`` a temp dir, ``MLPIPE_CACHE_MODE=good``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+from ngas_double import NgasDouble  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+READY_TIMEOUT = float(os.environ.get("MLPIPE_TEST_READY_TIMEOUT", "120"))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    proc: subprocess.Popen | None = None,
+    timeout: float = READY_TIMEOUT,
+    log: Path | None = None,
+) -> None:
+    """Poll ``check`` until true; fail with the process log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
+            pytest.fail(f"{what} exited with {proc.returncode} before being ready:\n{tail}")
+        try:
+            if check():
+                return
+        except (requests.RequestException, OSError):
+            pass
+        time.sleep(delay)  # poll interval, not a readiness assumption
+        delay = min(delay * 1.5, 1.0)
+    tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
+    pytest.fail(f"{what} not ready after {timeout:.0f}s:\n{tail}")
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------- config
+@pytest.fixture(scope="session", autouse=True)
+def mlpipe_test_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Isolate every test (and subprocess) from /etc/mlpipe and ~/.cache."""
+    base = tmp_path_factory.mktemp("mlpipe-env")
+    (base / "mlpipe.toml").write_text("# empty: tests use env overrides\n")
+    env = {
+        "MLPIPE_CONFIG": str(base / "mlpipe.toml"),
+        "MLPIPE_CACHE_DIR": str(base / "cache"),
+        "MLPIPE_CACHE_MODE": "good",
+    }
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    yield env
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+# ----------------------------------------------------------------------- NGAS
+@dataclass
+class NgasServer:
+    """A running NGAS (double or real)."""
+
+    url: str
+    kind: str  # "double" | "real"
+    double: NgasDouble | None = None
+    root: Path | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def host_port(self) -> str:
+        return self.url.split("://", 1)[1]
+
+    def ngas_uri(self, path: str = "") -> str:
+        return f"ngas://{self.host_port}/{path.strip('/')}"
+
+
+def _ngas_online(url: str) -> bool:
+    r = requests.get(f"{url}/STATUS", timeout=5)
+    return r.status_code == 200 and 'State="ONLINE"' in r.text
+
+
+def _build_real_ngas(source: str, tmp: Path) -> NgasServer:
+    """Build NGAS from ``source`` in a temp venv and start it on 127.0.0.1."""
+    src = Path(source)
+    if not (src / "src" / "ngamsCore").is_dir():
+        clone = tmp / "ngas-src"
+        subprocess.run(["git", "clone", "-q", "--depth", "1", source, str(clone)], check=True)
+        src = clone
+    if not Path("/usr/include/db.h").exists() or shutil.which("sqlite3") is None:
+        pytest.fail(
+            "NGAS_SOURCE is set but building NGAS needs Debian packages libdb-dev and sqlite3: "
+            "apt-get install -y libdb-dev sqlite3"
+        )
+    venv = tmp / "ngas-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    for pkg in ("ngamsCore", "ngamsPClient", "ngamsServer", "ngamsPlugIns"):  # this order
+        subprocess.run([*pip, str(src / "src" / pkg)], check=True)
+    root = tmp / "ngas-root"
+    subprocess.run(
+        ["bash", str(src / "prepare_ngas_root.sh"), "-f", str(root)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    cfg = root / "cfg" / "ngamsServer.conf"
+    port = free_port()
+    text = cfg.read_text()
+    text = re.sub(r'PortNo="\d+"', f'PortNo="{port}"', text)
+    if "IpAddress=" in text:
+        text = re.sub(r'IpAddress="[^"]*"', 'IpAddress="127.0.0.1"', text)
+    else:
+        text = re.sub(r"<Server\b", '<Server IpAddress="127.0.0.1"', text, count=1)
+    cfg.write_text(text)
+    log = tmp / "ngas-server.log"
+    proc = subprocess.Popen(
+        [str(venv / "bin" / "ngamsServer"), "-cfg", str(cfg), "-v", "3", "-autoonline"],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(lambda: _ngas_online(url), f"real NGAS at {url}", proc, log=log)
+    return NgasServer(url=url, kind="real", root=root, process=proc)
+
+
+@pytest.fixture(scope="session")
+def ngas_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NgasServer]:
+    """The NGAS for this session: the double, or real NGAS built from $NGAS_SOURCE."""
+    tmp = tmp_path_factory.mktemp("ngas")
+    source = os.environ.get("NGAS_SOURCE")
+    if source:
+        server = _build_real_ngas(source, tmp)
+        try:
+            yield server
+        finally:
+            assert server.process is not None
+            stop_process(server.process)
+        return
+    double = NgasDouble(tmp / "double").start()
+    try:
+        yield NgasServer(url=double.url, kind="double", double=double, root=double.root)
+    finally:
+        double.stop()
+
+
+@pytest.fixture
+def ngas_double(ngas_server: NgasServer) -> Iterator[NgasDouble]:
+    """The double itself, for fault injection; skips against real NGAS."""
+    if ngas_server.double is None:
+        pytest.skip("needs the NGAS double's fault hooks (NGAS_SOURCE is set)")
+    yield ngas_server.double
+    ngas_server.double.faults.clear()
+
+
+@pytest.fixture
+def ngas_prefix() -> str:
+    """A file id prefix unique to this test."""
+    return f"t/{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def ngas_client(ngas_server: NgasServer):
+    from mlpipe.storage import NgasClient
+
+    return NgasClient(ngas_server.url, timeout=30, retries=3, backoff=0.01)
+
+
+# --------------------------------------------------------------------- MLflow
+@dataclass
+class MlflowServer:
+    url: str
+    name: str
+    process: subprocess.Popen = field(repr=False)
+    workdir: Path = field(repr=False)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_factory(
+    tmp_path_factory: pytest.TempPathFactory, mlpipe_test_env: dict[str, str]
+) -> Iterator[Callable[..., MlflowServer]]:
+    """``start(name, *extra_args, env=None)`` -> a running real ``mlflow server``."""
+    started: list[MlflowServer] = []
+
+    def start(name: str, *extra: str, env: dict[str, str] | None = None) -> MlflowServer:
+        work = tmp_path_factory.mktemp(f"mlflow-{name}")
+        port = free_port()
+        log = work / "server.log"
+        cmd = [
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{work / 'mlflow.db'}",
+            "--workers",
+            "1",
+            *extra,
+        ]
+        full_env = {**os.environ, **mlpipe_test_env, **(env or {})}
+        full_env["MLPIPE_CACHE_DIR"] = str(work / "server-cache")
+        full_env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        proc = subprocess.Popen(
+            cmd, cwd=work, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{port}"
+        server = MlflowServer(url=url, name=name, process=proc, workdir=work)
+        started.append(server)
+        wait_until(
+            lambda: requests.get(f"{url}/health", timeout=5).status_code == 200,
+            f"mlflow server {name}",
+            proc,
+            log=log,
+        )
+        return server
+
+    yield start
+    for server in started:
+        stop_process(server.process)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(mlflow_server_factory, tmp_path_factory) -> MlflowServer:
+    """MLflow with its default proxied local artifact store."""
+    store = tmp_path_factory.mktemp("mlartifacts")
+    return mlflow_server_factory("local", "--artifacts-destination", str(store))
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_ngas_proxied(mlflow_server_factory, ngas_server) -> MlflowServer:
+    """MLflow proxying artifacts to NGAS (the plugin runs inside the server)."""
+    dest = ngas_server.ngas_uri(f"proxied-{uuid.uuid4().hex[:8]}")
+    return mlflow_server_factory("ngas-proxied", "--artifacts-destination", dest)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_ngas_client(mlflow_server_factory, ngas_server) -> MlflowServer:
+    """MLflow telling clients to store artifacts on NGAS themselves."""
+    root = ngas_server.ngas_uri(f"client-{uuid.uuid4().hex[:8]}")
+    return mlflow_server_factory(
+        "ngas-client", "--default-artifact-root", root, "--no-serve-artifacts"
+    )
