@@ -273,7 +273,9 @@ class NgasClient:
     # ------------------------------------------------------------ commands
     def status(self) -> NgasStatus:
         """STATUS: the server's state (``.online`` is True when it serves requests)."""
-        attrs, _ = self._xml_ok(self._request("GET", "STATUS", {}), "STATUS", self.url)
+        attrs, _ = self._xml_ok(
+            self._request("GET", "STATUS", {}, what=self.url), "STATUS", self.url
+        )
         return NgasStatus(
             status=attrs.get("Status", ""),
             state=attrs.get("State", ""),
