@@ -114,7 +114,8 @@ def _versions(args: argparse.Namespace) -> int:
         return 1
     for r in rows:
         print(
-            f"v{r.version:<4} {r.size:>14} crc32 {r.checksum:<11} disk {r.disk_id} {r.ingestion_date}"
+            f"v{r.version:<4} {r.size:>14} crc32 {r.checksum:<11} "
+            f"disk {r.disk_id} {r.ingestion_date}"
         )
     return 0
 
