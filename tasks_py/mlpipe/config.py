@@ -169,19 +169,19 @@ def _build_section(
 
 
 def _validate(name: str, section: object, path: Path) -> None:
-    where = f"{path} or MLPIPE_{name.upper()}_*"
+    def where(key: str) -> str:
+        return f"[{name}] {key} (file {path} or env MLPIPE_{name.upper()}_{key.upper()})"
+
     if isinstance(section, CacheConfig) and section.mode not in CACHE_MODES:
         raise BadInput(
-            f"{where}: [cache] mode must be one of {', '.join(CACHE_MODES)}, got {section.mode!r}"
+            f"{where('mode')}: must be one of {', '.join(CACHE_MODES)}, got {section.mode!r}"
         )
     if isinstance(section, NgasConfig):
         parts = urlsplit(section.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise BadInput(
-                f"{where}: [ngas] url must look like http://host:7777, got {section.url!r}"
-            )
+            raise BadInput(f"{where('url')}: must look like http://host:7777, got {section.url!r}")
         if section.retries < 0 or section.timeout <= 0 or section.backoff < 0:
-            raise BadInput(f"{where}: [ngas] retries/backoff must be >= 0 and timeout > 0")
+            raise BadInput(f"{where('retries')}: retries/backoff must be >= 0 and timeout > 0")
 
 
 def config_path(env: Mapping[str, str] | None = None) -> tuple[Path, bool]:

@@ -45,6 +45,7 @@ import os
 import re
 import socket
 import threading
+import uuid
 import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -216,11 +217,13 @@ class NgasDouble:
             return next((v for v in versions if v.version == version), None)
 
 
-def status_xml(message: str, status: str = "SUCCESS", extra: str = "", port: int = 7777) -> bytes:
-    """The NgamsStatus document, laid out as recorded."""
+def status_xml(
+    message: str, status: str = "SUCCESS", extra: str = "", port: int = 7777, request: str = ""
+) -> bytes:
+    """The NgamsStatus document, laid out as recorded (``request``: extra Status attributes)."""
     attrs = (
         f'Date="{_now()}" Version="{VERSION}" HostId="{HOST_ID}" Message={quoteattr(message)} '
-        f'Status="{status}" State="ONLINE" SubState="IDLE"'
+        f'Status="{status}" State="ONLINE" SubState="IDLE"{request}'
     )
     return (
         '<?xml version="1.0" ?>\n'
@@ -249,9 +252,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _status(self, code: int, message: str, extra: str = "") -> None:
+    def _status(self, code: int, message: str, extra: str = "", request: str = "") -> None:
         status = "SUCCESS" if code == 200 else "FAILURE"
-        body = status_xml(message, status, extra, self.double.port)
+        body = status_xml(message, status, extra, self.double.port, request)
         self._reply(code, body, "text/xml")
 
     def _drop_connection(self) -> None:
@@ -322,6 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
         staging = d.root / "staging" / f"{threading.get_ident()}-{os.urandom(6).hex()}"
         die_at = size // 2 if d.faults.take("die_mid_upload") else None
         start = dt.datetime.now()
+        request = f' RequestId="{uuid.uuid4()}" RequestTime="{_now()}"'
         crc, got = 0, 0
         try:
             with open(staging, "wb") as out:
@@ -359,13 +363,25 @@ class _Handler(BaseHTTPRequestHandler):
                     ingestion_rate=int(size / seconds),
                 )
                 target = d.path_of(rec)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging, target)
-                versions.append(rec)
-                d.order.append(rec)
+                if target.exists():  # never overwrite another file's bytes silently
+                    clash = True
+                else:
+                    clash = False
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(staging, target)
+                    versions.append(rec)
+                    d.order.append(rec)
                 on_disk = [f for f in d.order if f.disk_index == disk_index]
         finally:
             staging.unlink(missing_ok=True)
+        if clash:
+            self._status(
+                400,
+                "NGAMS_ER_ARCHIVE_PUSH_REQ:4011:ERROR: target file "
+                f"{rec.file_name} already exists on {DISKS[disk_index][1]} (double: stored names "
+                "come from the filename parameter; use unique filenames)",
+            )
+            return
         disk_id, slot, logical = DISKS[disk_index]
         fs = rec
         extra = (
@@ -385,9 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
             "  </DiskStatus>\n"
         )
         uri = os.path.basename(filename) or file_id
-        self._status(
-            200, f"Successfully handled Archive Push Request for data file with URI: {uri}", extra
-        )
+        message = f"Successfully handled Archive Push Request for data file with URI: {uri}"
+        self._status(200, message, extra, request)
 
     def _unavailable(self, file_id: str, version: int | None) -> None:
         ref = file_id if version is None else f"{file_id}/Version: {version}"

@@ -317,7 +317,10 @@ class NgasClient:
             bodies.append(_UploadBody(path, size, bar.update))
             return bodies[-1]
 
-        params = {"filename": path.name, "file_id": file_id, "mime_type": mime_type}
+        # filename=file_id (not the basename): NGAS names the stored file after
+        # `filename` (slashes become '~'), so equal basenames of different ids
+        # cannot meet on one volume.
+        params = {"filename": file_id, "file_id": file_id, "mime_type": mime_type}
         try:
             resp = self._request("POST", "QARCHIVE", params, body=make_body, what=file_id)
         finally:

@@ -1,0 +1,159 @@
+"""ReadCache: hits, staleness per connection mode, LRU, concurrency, no poisoning."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlpipe.storage import CacheMiss, ChecksumMismatch, NgasClient, ReadCache
+
+
+@pytest.fixture
+def make_cache(tmp_path, ngas_server):
+    def make(mode: str = "good", max_size: int = 1 << 30, name: str = "cache") -> ReadCache:
+        return ReadCache(
+            tmp_path / name,
+            default_url=ngas_server.url,
+            max_size=max_size,
+            mode=mode,
+            client_options={"retries": 1, "backoff": 0.01, "timeout": 30},
+        )
+
+    return make
+
+
+def _put(client: NgasClient, tmp_path: Path, fid: str, data: bytes) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    client.archive(src, fid)
+
+
+def test_miss_then_hit_no_download(make_cache, ngas_client, ngas_prefix, tmp_path):
+    fid = f"{ngas_prefix}/data.bin"
+    data = os.urandom(500_000)
+    _put(ngas_client, tmp_path, fid, data)
+    cache = make_cache("good")
+    assert cache.fetch(fid).read_bytes() == data
+    sent = cache.network_requests
+    assert cache.fetch(fid).read_bytes() == data
+    assert cache.network_requests - sent == 1  # the one small staleness check, no RETRIEVE
+    st = cache.stats()
+    assert (st.hits, st.misses, st.entries, st.size) == (1, 1, 1, 500_000)
+
+
+def test_explicit_version_is_served_without_any_request(
+    make_cache, ngas_client, ngas_prefix, tmp_path
+):
+    fid = f"{ngas_prefix}/v.bin"
+    _put(ngas_client, tmp_path, fid, b"one")
+    cache = make_cache("good")
+    cache.fetch(fid, version=1)
+    sent = cache.network_requests
+    assert cache.fetch(fid, version=1).read_bytes() == b"one"
+    assert cache.network_requests == sent
+
+
+def test_stale_good_redownloads_bad_serves_cached_offline_never_touches_network(
+    make_cache, ngas_client, ngas_prefix, tmp_path, caplog
+):
+    fid = f"{ngas_prefix}/stale.bin"
+    _put(ngas_client, tmp_path, fid, b"old contents")
+    make_cache("good").fetch(fid)
+    _put(ngas_client, tmp_path, fid, b"new contents!")  # version 2 on the server
+
+    bad = make_cache("bad")
+    with caplog.at_level("WARNING"):
+        assert bad.fetch(fid).read_bytes() == b"old contents"
+    assert "may be stale" in caplog.text
+    assert bad.network_requests == 0
+
+    offline = make_cache("offline")
+    assert offline.fetch(fid).read_bytes() == b"old contents"
+    assert offline.network_requests == 0
+    with pytest.raises(CacheMiss, match="offline"):
+        offline.fetch(f"{ngas_prefix}/never-fetched")
+    assert offline.network_requests == 0
+
+    good = make_cache("good")
+    assert good.fetch(fid).read_bytes() == b"new contents!"
+    assert good.stats().counters["downloads"] == 2
+
+
+def test_offline_mode_with_unreachable_server(tmp_path):
+    cache = ReadCache(tmp_path / "c", default_url="http://127.0.0.1:9", mode="offline")
+    with pytest.raises(CacheMiss):
+        cache.fetch("x/y")
+    assert cache.network_requests == 0
+
+
+def test_auto_mode_probes(make_cache):
+    cache = make_cache("auto")
+    assert cache.mode() == "good"
+    cache.probe_max_latency_ms = 0.0
+    cache._probes.clear()
+    assert cache.mode() == "bad"
+    down = ReadCache(cache.dir, default_url="http://127.0.0.1:9", mode="auto")
+    assert down.mode() == "offline"
+
+
+def test_lru_eviction_keeps_under_max_size(make_cache, ngas_client, ngas_prefix, tmp_path):
+    cache = make_cache("good", max_size=250_000)
+    ids = [f"{ngas_prefix}/lru/{i}" for i in range(3)]
+    for fid in ids:
+        _put(ngas_client, tmp_path, fid, os.urandom(100_000))
+    cache.fetch(ids[0])
+    cache.fetch(ids[1])
+    cache.fetch(ids[0])  # 0 is now more recently used than 1
+    cache.fetch(ids[2])  # needs room: evicts 1
+    cached = {e.file_id for e in cache.entries()}
+    assert cached == {ids[0], ids[2]}
+    assert cache.stats().size <= 250_000
+    assert cache.prune(everything=True) == (2, 200_000)
+    assert cache.stats().entries == 0
+
+
+def test_corrupt_download_does_not_poison_cache(
+    make_cache, ngas_double, ngas_client, ngas_prefix, tmp_path
+):
+    fid = f"{ngas_prefix}/poison.bin"
+    data = os.urandom(1_500_000)
+    _put(ngas_client, tmp_path, fid, data)
+    cache = make_cache("good")
+    ngas_double.faults.corrupt_retrieve = 1
+    with pytest.raises(ChecksumMismatch):
+        cache.fetch(fid)
+    assert cache.entries() == []
+    assert [p for p in (cache.dir / "objects").rglob("*") if p.is_file()] == []
+    assert cache.fetch(fid).read_bytes() == data
+
+
+def test_two_processes_download_once(ngas_server, ngas_double, ngas_client, ngas_prefix, tmp_path):
+    fid = f"{ngas_prefix}/shared.bin"
+    data = os.urandom(8 * 1024 * 1024)
+    _put(ngas_client, tmp_path, fid, data)
+    script = (
+        "import sys; from mlpipe.storage import ReadCache;"
+        "c = ReadCache(sys.argv[1], default_url=sys.argv[2], mode='good');"
+        "print(c.fetch(sys.argv[3]))"
+    )
+    before = ngas_double.count("RETRIEVE")
+    cmd = [sys.executable, "-c", script, str(tmp_path / "shared-cache"), ngas_server.url, fid]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert outs[0] == outs[1] and Path(outs[0]).read_bytes() == data
+    assert ngas_double.count("RETRIEVE") - before == 1
+
+
+def test_copy_to_and_uri_targets(make_cache, ngas_server, ngas_client, ngas_prefix, tmp_path):
+    fid = f"{ngas_prefix}/uri.bin"
+    _put(ngas_client, tmp_path, fid, b"via uri")
+    cache = make_cache("good")
+    out = cache.copy_to(ngas_server.ngas_uri(fid), tmp_path / "o" / "x.bin")
+    assert out.read_bytes() == b"via uri"
+    out.write_bytes(b"user edits their copy")
+    assert cache.fetch(fid).read_bytes() == b"via uri"

@@ -1,0 +1,183 @@
+"""NgasClient against the NGAS server of the session (the double, or real NGAS)."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+import requests
+
+from mlpipe.errors import BadInput, MlpipeError
+from mlpipe.storage import (
+    ChecksumMismatch,
+    NgasClient,
+    NgasError,
+    NgasNotFound,
+    NgasUnavailable,
+    crc32_of_file,
+)
+
+
+def _file(tmp_path: Path, name: str, size: int) -> Path:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def test_status_online(ngas_client):
+    st = ngas_client.status()
+    assert st.online and st.status == "SUCCESS" and st.version.startswith("12.")
+
+
+def test_archive_keeps_path_like_id_and_versions(ngas_client, ngas_prefix, tmp_path):
+    src = _file(tmp_path, "model.pkl", 200_000)
+    fid = f"{ngas_prefix}/run42/artifacts/model.pkl"
+    first = ngas_client.archive(src, fid)
+    assert (first.file_id, first.version, first.size) == (fid, 1, 200_000)
+    assert int(first.checksum) & 0xFFFFFFFF == zlib.crc32(src.read_bytes())
+    src2 = _file(tmp_path, "model2.pkl", 1000)
+    second = ngas_client.archive(src2, fid)
+    assert second.version == 2 and second.disk_id
+    assert [v.version for v in ngas_client.versions(fid)] == [1, 2]
+    assert ngas_client.exists(fid) and not ngas_client.exists(fid + ".nope")
+    latest = ngas_client.retrieve(fid, tmp_path / "out")
+    assert latest.version == 2 and (tmp_path / "out").read_bytes() == src2.read_bytes()
+    ngas_client.retrieve(fid, tmp_path / "v1", version=1)
+    assert (tmp_path / "v1").read_bytes() == src.read_bytes()
+
+
+def test_list_by_prefix_newest_only_and_literal_wildcards(ngas_client, ngas_prefix, tmp_path):
+    src = _file(tmp_path, "f", 10)
+    for fid in ("a_b/x", "a_b/x", "aXb/y", "a_b/sub/z", "a%b/w"):
+        ngas_client.archive(src, f"{ngas_prefix}/{fid}")
+    rows = ngas_client.list(f"{ngas_prefix}/a_b/")
+    assert [(r.file_id.split("/", 2)[2], r.version) for r in rows] == [
+        ("a_b/sub/z", 1),
+        ("a_b/x", 2),
+    ]
+    assert [r.file_id for r in ngas_client.list(f"{ngas_prefix}/a%b")] == [f"{ngas_prefix}/a%b/w"]
+    assert len(ngas_client.list(f"{ngas_prefix}/", all_versions=True)) == 5
+
+
+def test_retrieve_missing_is_not_found_with_ngas_message(ngas_client, tmp_path):
+    with pytest.raises(NgasNotFound, match="does/not/exist"):
+        ngas_client.retrieve("does/not/exist", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    # the raw RETRIEVE failure carries NGAS's code
+    r = requests.get(
+        f"{ngas_client.url}/RETRIEVE", params={"file_id": "does/not/exist"}, timeout=10
+    )
+    assert r.status_code == 400 and "NGAMS_ER_UNAVAIL_FILE:4019" in r.text
+
+
+def test_empty_file_refused_before_sending(ngas_client, ngas_prefix, tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    before = ngas_client.requests_sent
+    with pytest.raises(NgasError, match="empty"):
+        ngas_client.archive(empty, f"{ngas_prefix}/empty")
+    assert ngas_client.requests_sent == before
+
+
+def test_server_answers_411_for_empty_body(ngas_server):
+    r = requests.post(
+        f"{ngas_server.url}/QARCHIVE",
+        params={"file_id": "x", "filename": "x"},
+        data=b"",
+        timeout=10,
+    )
+    assert r.status_code == 411 and "Content-Length is 0 or unknown" in r.text
+
+
+def test_unknown_command_is_404(ngas_client):
+    with pytest.raises(NgasError, match="Command not found") as info:
+        ngas_client._request("GET", "NOSUCHCMD", {})
+    assert info.value.http_status == 404
+
+
+def test_delete_needs_disk_id_and_removes_versions(ngas_client, ngas_prefix, tmp_path):
+    src = _file(tmp_path, "f", 100)
+    fid = f"{ngas_prefix}/del/f"
+    ngas_client.archive(src, fid)
+    ngas_client.archive(src, fid)
+    r = requests.get(
+        f"{ngas_client.url}/REMFILE",
+        params={"file_id": fid, "file_version": 1, "execute": 1},
+        timeout=10,
+    )
+    assert r.status_code == 400 and "NGAMS_ER_CMD_SYNTAX:4035" in r.text
+    removed = ngas_client.delete(fid, version=1)
+    assert [x.version for x in removed] == [1]
+    assert [v.version for v in ngas_client.versions(fid)] == [2]
+    ngas_client.delete(fid)
+    assert not ngas_client.exists(fid)
+
+
+def test_checkfile(ngas_client, ngas_prefix, tmp_path):
+    fid = f"{ngas_prefix}/chk"
+    ngas_client.archive(_file(tmp_path, "f", 1000), fid)
+    assert "NGAMS_INFO_FILE_OK" in ngas_client.check(fid)
+
+
+@pytest.mark.parametrize("bad", ["", "/abs", "a//b", "a/../b", " x"])
+def test_bad_file_ids_are_bad_input(ngas_client, tmp_path, bad):
+    with pytest.raises(BadInput):
+        ngas_client.archive(_file(tmp_path, "f", 1), bad)
+
+
+def test_unreachable_server_retries_then_clear_error():
+    client = NgasClient("http://127.0.0.1:9", retries=2, backoff=0.001, timeout=2)
+    with pytest.raises(NgasUnavailable, match="3 attempt"):
+        client.status()
+    assert client.requests_sent == 3
+    assert isinstance(NgasUnavailable("x"), MlpipeError)
+
+
+# ------------------------------------------------------------- fault injection
+def test_server_dies_mid_upload_no_partial_file_then_retry_succeeds(
+    ngas_double, ngas_client, ngas_prefix, tmp_path
+):
+    src = _file(tmp_path, "big", 3 * 1024 * 1024 + 17)
+    fid = f"{ngas_prefix}/dies/big"
+    no_retry = NgasClient(ngas_client.url, retries=0)
+    ngas_double.faults.die_mid_upload = 1
+    with pytest.raises(NgasUnavailable):
+        no_retry.archive(src, fid)
+    assert not ngas_client.exists(fid)  # nothing half-written is visible
+    assert ngas_double.staging_files() == []
+    ngas_double.faults.die_mid_upload = 1  # the client's own retry gets it through
+    info = ngas_client.archive(src, fid)
+    assert info.version == 1 and [v.version for v in ngas_client.versions(fid)] == [1]
+    ngas_client.retrieve(fid, tmp_path / "back")
+    assert crc32_of_file(tmp_path / "back") == crc32_of_file(src)
+
+
+def test_5xx_is_retried(ngas_double, ngas_client):
+    ngas_double.faults.fail_5xx = 2
+    before = ngas_client.requests_sent
+    assert ngas_client.status().online
+    assert ngas_client.requests_sent - before == 3
+
+
+def test_corrupt_download_detected_nothing_written(ngas_double, ngas_client, ngas_prefix, tmp_path):
+    src = _file(tmp_path, "f", 2 * 1024 * 1024)
+    fid = f"{ngas_prefix}/corrupt/f"
+    ngas_client.archive(src, fid)
+    ngas_double.faults.corrupt_retrieve = 1
+    dest = tmp_path / "dl" / "f"
+    with pytest.raises(ChecksumMismatch, match="corrupt"):
+        ngas_client.retrieve(fid, dest)
+    assert not dest.exists() and list(dest.parent.iterdir()) == []
+    ngas_client.retrieve(fid, dest)  # the fault was one-shot: the next download is good
+    assert dest.read_bytes() == src.read_bytes()
+
+
+def test_truncated_download_is_retried(ngas_double, ngas_client, ngas_prefix, tmp_path):
+    src = _file(tmp_path, "f", 2 * 1024 * 1024)
+    fid = f"{ngas_prefix}/trunc/f"
+    ngas_client.archive(src, fid)
+    ngas_double.faults.truncate_retrieve = 1
+    ngas_client.retrieve(fid, tmp_path / "out")
+    assert (tmp_path / "out").read_bytes() == src.read_bytes()
