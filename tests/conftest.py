@@ -47,7 +47,7 @@ if str(TESTS) not in sys.path:
 
 from ngas_double import NgasDouble  # noqa: E402
 
-VENV_BIN = Path(sys.executable).parent
+VENV_BIN = Path(os.path.abspath(sys.executable)).parent
 READY_TIMEOUT = float(os.environ.get("MLPIPE_TEST_READY_TIMEOUT", "120"))
 
 

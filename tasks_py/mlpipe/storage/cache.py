@@ -122,6 +122,7 @@ class ReadCache:
         self.probe_ttl = probe_ttl
         self._clients: dict[str, NgasClient] = {}
         self._probes: dict[str, tuple[float, ProbeResult]] = {}
+        self._warned: set[tuple[str, str]] = set()  # stale warnings given (once per file)
         (self.dir / "objects").mkdir(parents=True, exist_ok=True)
         (self.dir / "locks").mkdir(exist_ok=True)
         with self._db() as db:
@@ -152,6 +153,11 @@ class ReadCache:
         db = sqlite3.connect(self.dir / "index.sqlite3", timeout=60, isolation_level=None)
         try:
             db.execute("PRAGMA busy_timeout = 60000")
+            # WAL + NORMAL: no fsync per hit; the index can lose the last
+            # access times on power loss, never the files' integrity (each
+            # entry is re-checked against its file size on lookup).
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
             yield db
         finally:
             db.close()
@@ -273,6 +279,9 @@ class ReadCache:
                 "(MLPIPE_CACHE_MODE=good) or check the id"
             )
         if cached and mode == BAD:
+            if (server, file_id) in self._warned:
+                return self._hit(cached, "stale_served")
+            self._warned.add((server, file_id))
             log.warning(
                 "bad connection to %s: serving cached %s version %d, which may be stale",
                 server,
