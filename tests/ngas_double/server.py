@@ -21,6 +21,12 @@ JSON shapes), keeps files on disk under ``root`` and its catalogue in memory:
   ``execute=1`` it deletes that version.
 * any other command -> 404 ``Command not found``.
 
+Stored names follow the recordings: ``MWAArchive/<date>/<version>/<filename
+with '/' -> '~'>.bin`` on two volumes used in turn. Two different ids archived
+with the same ``filename`` could meet at one path; the double refuses that with
+a 400 instead of overwriting (the client sends ``filename=<file_id>``, so it
+never happens). Whether real NGAS guards against this is not recorded.
+
 Checksums: ``ChecksumPlugIn="crc32"``, value = ``zlib.crc32`` of the stored
 bytes (initial value 0) as an unsigned decimal string. The recordings show the
 same value (57229941) for three archives of the same 1 MiB file, i.e. one
