@@ -1,0 +1,51 @@
+# Every output here is read by terraform/scripts/tf_inventory.py (tests check it).
+
+output "hosts" {
+  description = "VMs per tier: tier => [{name, zone, internal_ip, external_ip, self_link, tags}]."
+  value       = module.compute.instances
+}
+
+output "postgresql_tier" {
+  description = "Tier whose VMs run PostgreSQL (the inventory's postgresql group)."
+  value       = module.compute.postgresql_tier
+}
+
+output "private_cidr" {
+  description = "The platform's private network (mlpipe_private_cidr)."
+  value       = module.network.subnet_cidr
+}
+
+output "network" {
+  description = "Self link of the VPC (mlpipe_gcp_network)."
+  value       = module.network.network_self_link
+}
+
+output "bucket_raw" {
+  description = "Raw-data landing bucket (mlpipe_bucket_raw)."
+  value       = module.storage.raw_bucket
+}
+
+output "bucket_backups" {
+  description = "Backups bucket (mlpipe_bucket_backups)."
+  value       = module.storage.backups_bucket
+}
+
+output "service_accounts" {
+  description = "Service-account email per tier (mlpipe_gcp_service_accounts)."
+  value       = module.compute.service_accounts
+}
+
+output "project_id" {
+  description = "Project of the platform (mlpipe_gcp_project; the IAP tunnel needs it)."
+  value       = var.project_id
+}
+
+output "region" {
+  description = "Region of the platform (mlpipe_gcp_region)."
+  value       = var.region
+}
+
+output "environment" {
+  description = "Environment name (mlpipe_env)."
+  value       = var.environment
+}

@@ -1,0 +1,19 @@
+output "hosts" {
+  description = "VMs per tier (same shape as the prod environment's hosts output)."
+  value       = module.compute.instances
+}
+
+output "buckets" {
+  description = "Raw-data and backups bucket names."
+  value       = [module.storage.raw_bucket, module.storage.backups_bucket]
+}
+
+output "private_cidr" {
+  description = "Private subnet range."
+  value       = module.network.subnet_cidr
+}
+
+output "network" {
+  description = "VPC self link."
+  value       = module.network.network_self_link
+}
