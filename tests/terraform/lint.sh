@@ -6,7 +6,7 @@
 #      first use from tests/terraform/requirements-checkov.txt: it cannot share
 #      .venv (it pins packaging<24, which pytest 9 rejects).
 #   3. only with a provider mirror (TF_PLUGIN_MIRROR=<dir holding
-#      registry.terraform.io/hashicorp/google/...>): terraform init -backend=false,
+#      the hashicorp/google provider in the mirror layout>): terraform init -backend=false,
 #      validate and `terraform test` (mock_provider) in every module/environment.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -56,7 +56,6 @@ cat > "$work/terraformrc" <<CFG
 provider_installation {
   filesystem_mirror {
     path    = "$TF_PLUGIN_MIRROR"
-    include = ["registry.terraform.io/*/*"]
   }
 }
 CFG

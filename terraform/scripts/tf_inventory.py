@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Turn ``terraform output -json`` of terraform/environments/<env> into an Ansible inventory.
+
+    terraform -chdir=terraform/environments/prod output -json > out.json
+    tf_inventory.py --tf-output out.json --out inventories/gcp/hosts.yml \\
+        --ssh-user alice_example_org --ssh-via iap
+
+Writes a YAML inventory with the kit's groups (mlflow, postgresql, ngas, dlg_head,
+dlg_worker, slurm_ctl, slurm_node, web). Each host is named like its VM and has
+``ansible_host`` = its internal IP. How Ansible reaches it (``--ssh-via``):
+
+iap     (default) SSH through Identity-Aware Proxy TCP forwarding: a per-host
+        ProxyCommand ``gcloud compute start-iap-tunnel <vm> 22 --listen-on-stdin``.
+        Needs gcloud and roles/iap.tunnelResourceAccessor; no VM exposes port 22.
+direct  plain SSH to the internal IP: the controller runs inside the VPC (a VM or
+        a VPN-connected network within ssh_source_ranges).
+
+The ``postgresql`` group is the VMs of the tier named by the ``postgresql_tier``
+output (the mlflow VMs unless a separate postgresql tier has VMs). ``all.vars``
+carry what the site needs from Terraform: ``mlpipe_private_cidr``,
+``mlpipe_bucket_raw``, ``mlpipe_bucket_backups`` and ``mlpipe_gcp_*``.
+No secret ever goes through here (Terraform state has none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GROUPS = (
+    "mlflow",
+    "postgresql",
+    "ngas",
+    "dlg_head",
+    "dlg_worker",
+    "slurm_ctl",
+    "slurm_node",
+    "web",
+)
+
+# Every output of terraform/environments/<env>/outputs.tf; tests check both lists agree.
+CONSUMED_OUTPUTS = (
+    "hosts",
+    "postgresql_tier",
+    "private_cidr",
+    "network",
+    "bucket_raw",
+    "bucket_backups",
+    "service_accounts",
+    "project_id",
+    "region",
+    "environment",
+)
+
+SSH_MODES = ("iap", "direct")
+
+
+class InventoryError(Exception):
+    """The Terraform outputs cannot be turned into an inventory."""
+
+
+def _values(tf_output: dict[str, Any]) -> dict[str, Any]:
+    """``terraform output -json`` wraps each value as {"value", "type", "sensitive"}."""
+    if not isinstance(tf_output, dict):
+        raise InventoryError("terraform output is not a JSON object")
+    missing = [name for name in CONSUMED_OUTPUTS if name not in tf_output]
+    if missing:
+        raise InventoryError(
+            "terraform output lacks " + ", ".join(missing) + " (was `terraform apply` run in"
+            " terraform/environments/<env> with this version of the kit?)"
+        )
+    out: dict[str, Any] = {}
+    for name in CONSUMED_OUTPUTS:
+        item = tf_output[name]
+        if isinstance(item, dict) and "value" in item:
+            if item.get("sensitive"):
+                raise InventoryError(f"output {name} is sensitive; the inventory takes none")
+            out[name] = item["value"]
+        else:
+            out[name] = item
+    return out
+
+
+def _host_vars(vm: dict[str, Any], project: str, ssh_via: str, known_hosts: str | None) -> dict:
+    for key in ("name", "zone", "internal_ip"):
+        if not vm.get(key):
+            raise InventoryError(f"host {vm!r} has no {key}")
+    name, zone = vm["name"], vm["zone"]
+    hv: dict[str, Any] = {
+        "ansible_host": vm["internal_ip"],
+        "gce_zone": zone,
+        "mlpipe_fqdn": f"{name}.{zone}.c.{project}.internal",
+    }
+    if vm.get("external_ip"):
+        hv["mlpipe_public_ip"] = vm["external_ip"]
+    opts = [f"-o HostKeyAlias={name}", "-o StrictHostKeyChecking=accept-new"]
+    if known_hosts:
+        opts.append(f"-o UserKnownHostsFile={known_hosts}")
+    if ssh_via == "iap":
+        opts.insert(
+            0,
+            f'-o ProxyCommand="gcloud compute start-iap-tunnel {name} 22 --listen-on-stdin'
+            f' --zone={zone} --project={project} --verbosity=warning"',
+        )
+    hv["ansible_ssh_common_args"] = " ".join(opts)
+    return hv
+
+
+def build_inventory(
+    tf_output: dict[str, Any],
+    *,
+    ssh_user: str | None = None,
+    ssh_key: str | None = None,
+    ssh_via: str = "iap",
+    known_hosts: str | None = None,
+) -> dict[str, Any]:
+    """Return the inventory as a dict ready for YAML (see the module docstring)."""
+    if ssh_via not in SSH_MODES:
+        raise InventoryError(f"ssh_via must be one of {', '.join(SSH_MODES)}, not {ssh_via!r}")
+    v = _values(tf_output)
+    hosts = v["hosts"] or {}
+    if not isinstance(hosts, dict):
+        raise InventoryError("output hosts must map tier => list of VMs")
+    unknown = sorted(set(hosts) - set(GROUPS))
+    if unknown:
+        raise InventoryError(f"output hosts has unknown tiers: {', '.join(unknown)}")
+    db_tier = v["postgresql_tier"]
+    if db_tier not in ("mlflow", "postgresql"):
+        raise InventoryError(f"postgresql_tier must be mlflow or postgresql, not {db_tier!r}")
+    if db_tier == "postgresql" and not hosts.get("postgresql"):
+        raise InventoryError("postgresql_tier is postgresql but that tier has no VMs")
+    project = v["project_id"]
+
+    children: dict[str, Any] = {}
+    seen: set[str] = set()
+    for group in GROUPS:
+        members: dict[str, Any] = {}
+        if group == "postgresql" and db_tier == "mlflow":
+            # The same hosts as mlflow; their variables are set once, under mlflow.
+            members = {vm["name"]: None for vm in hosts.get("mlflow") or []}
+        else:
+            for vm in hosts.get(group) or []:
+                hv = _host_vars(vm, project, ssh_via, known_hosts)
+                if vm["name"] in seen:
+                    raise InventoryError(f"VM {vm['name']} appears in more than one tier")
+                seen.add(vm["name"])
+                members[vm["name"]] = hv
+        children[group] = {"hosts": members} if members else {}
+
+    all_vars: dict[str, Any] = {}
+    if ssh_user:
+        all_vars["ansible_user"] = ssh_user
+    if ssh_key:
+        all_vars["ansible_ssh_private_key_file"] = ssh_key
+    all_vars.update(
+        {
+            "mlpipe_env": v["environment"],
+            "mlpipe_ssh_via": ssh_via,
+            "mlpipe_private_cidr": v["private_cidr"],
+            "mlpipe_bucket_raw": v["bucket_raw"],
+            "mlpipe_bucket_backups": v["bucket_backups"],
+            "mlpipe_gcp_project": project,
+            "mlpipe_gcp_region": v["region"],
+            "mlpipe_gcp_network": v["network"],
+            "mlpipe_gcp_service_accounts": dict(v["service_accounts"] or {}),
+        }
+    )
+    return {"all": {"vars": all_vars, "children": children}}
+
+
+def empty_groups(inventory: dict[str, Any]) -> list[str]:
+    children = inventory["all"]["children"]
+    return [g for g in GROUPS if not children[g].get("hosts")]
+
+
+def render(inventory: dict[str, Any]) -> str:
+    env = inventory["all"]["vars"]["mlpipe_env"]
+    head = (
+        "---\n"
+        f"# GENERATED by terraform/scripts/tf_inventory.py from the Terraform outputs of\n"
+        f"# terraform/environments/{env}. Do not edit: `make provision` rewrites it.\n"
+    )
+    body = yaml.safe_dump(inventory, sort_keys=False, default_flow_style=False, width=100)
+    return head + body.replace(": null\n", ":\n")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tf-output", default="-", help="`terraform output -json` file (- = stdin)")
+    p.add_argument("--out", default="inventories/gcp/hosts.yml", help="inventory file to write")
+    p.add_argument("--ssh-user", help="OS Login user name (ansible_user)")
+    p.add_argument("--ssh-key", help="private key registered with OS Login")
+    p.add_argument("--ssh-via", choices=SSH_MODES, default="iap")
+    p.add_argument("--known-hosts", help="known_hosts file for the platform's VMs")
+    a = p.parse_args(argv)
+    try:
+        raw = sys.stdin.read() if a.tf_output == "-" else Path(a.tf_output).read_text()
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise InventoryError(f"terraform output is not JSON: {e}") from e
+        inv = build_inventory(
+            data,
+            ssh_user=a.ssh_user,
+            ssh_key=a.ssh_key,
+            ssh_via=a.ssh_via,
+            known_hosts=a.known_hosts,
+        )
+    except (InventoryError, OSError) as e:
+        print(f"tf_inventory: error: {e}", file=sys.stderr)
+        return 1
+    write_atomic(Path(a.out), render(inv))
+    n = sum(len(c.get("hosts", {})) for g, c in inv["all"]["children"].items() if g != "postgresql")
+    print(f"tf_inventory: wrote {a.out} ({n} hosts)")
+    for g in empty_groups(inv):
+        print(f"tf_inventory: warning: group {g} has no hosts", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
