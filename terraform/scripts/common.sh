@@ -11,7 +11,7 @@ env_name=${MLPIPE_ENV:-prod}
 env_dir=$top/terraform/environments/$env_name
 tfvars=$env_dir/terraform.tfvars
 inv_dir=${MLPIPE_INVENTORY_DIR:-$top/inventories/gcp}
-known_hosts=$top/.cache/gcp-known-hosts-$env_name
+known_hosts=${MLPIPE_KNOWN_HOSTS:-$top/.cache/gcp-known-hosts-$env_name}
 missing=()
 
 # tfvar NAME: the string value of NAME in terraform.tfvars, if set there.
