@@ -20,11 +20,11 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): tests/requirements.txt tasks_py/pyproject.toml
+$(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@echo "venv: installing pinned tools and the mlpipe package into $(VENV) (first use only)"
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt -e 'tasks_py[dev]'
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
 	@touch $@
 
 venv: $(STAMP) ## Create .venv with the pinned tools (done by every target on first use)

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import HERE, TF_ROOT
 
 PROVISION = TF_ROOT / "scripts" / "provision.sh"
