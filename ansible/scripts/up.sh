@@ -8,11 +8,22 @@ changes=$(mktemp); trap 'rm -f "$changes"' EXIT
 export MLPIPE_CHANGES_FILE=$changes
 inv=$top/inventories/local
 
+# Where NGAS comes from: NGAS_URL (an existing server) or NGAS_SOURCE (a git
+# URL or a local checkout to install from); default: the ngas role's ngas_source.
+extra=()
+[ -n "${NGAS_URL:-}" ] && extra+=(-e "ngas_url=$NGAS_URL")
+[ -n "${NGAS_SOURCE:-}" ] && extra+=(-e "ngas_source=$NGAS_SOURCE")
+[ -n "${NGAS_VERSION:-}" ] && extra+=(-e "ngas_version=$NGAS_VERSION")
+
+echo "== NGAS preflight"
+ansible/scripts/run-playbook.sh ngas-preflight ansible/ngas-preflight.yml -i "$inv" "${extra[@]}"
+echo "== secrets"
+python3 ansible/scripts/gen-secrets.py "$inv"
 ansible/scripts/ensure-docker.sh
 echo "== local cluster"
 ansible/scripts/run-playbook.sh local-cluster ansible/local-cluster.yml -i "$inv"
 echo "== site"
-ansible/scripts/run-playbook.sh site ansible/site.yml -i "$inv"
+ansible/scripts/run-playbook.sh site ansible/site.yml -i "$inv" "${extra[@]}"
 
 total=$(awk '{t+=$1} END{print t+0}' "$changes")
 echo

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Generate an inventory's secrets once and keep them in an ansible-vault file.
+
+Usage: gen-secrets.py INVENTORY_DIR [VAULT_PASSWORD_FILE]
+
+Writes INVENTORY_DIR/group_vars/all/vault.yml (encrypted with the vault
+password file, default: the repository's .vault-pass). Existing values are
+never changed: only names missing from the file are added, so re-running is
+safe and a site's own vaulted values win. The file is git-ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+# name -> length of the generated value (url-safe characters)
+SECRETS: dict[str, int] = {
+    "vault_mlflow_db_password": 32,
+    "vault_mlflow_admin_password": 24,
+    "vault_ngas_db_password": 32,
+}
+
+
+def vault(*args: str, password_file: Path) -> subprocess.CompletedProcess[str]:
+    cmd = ["ansible-vault", *args, "--vault-password-file", str(password_file)]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) not in (2, 3):
+        print(__doc__, file=sys.stderr)
+        return 2
+    top = Path(__file__).resolve().parents[2]
+    inventory = Path(argv[1])
+    password_file = Path(argv[2]) if len(argv) == 3 else top / ".vault-pass"
+    if not password_file.is_file():
+        print(f"gen-secrets: ERROR: vault password file {password_file} is missing; "
+              "run `make venv` or create it (one line, keep it secret)", file=sys.stderr)
+        return 2
+    target = inventory / "group_vars" / "all" / "vault.yml"
+    current: dict[str, str] = {}
+    if target.exists():
+        shown = vault("view", str(target), password_file=password_file)
+        if shown.returncode != 0:
+            print(f"gen-secrets: ERROR: cannot decrypt {target} with {password_file}: "
+                  f"{shown.stderr.strip()}\nRestore the matching password file; the vault "
+                  "file is left untouched.", file=sys.stderr)
+            return 2
+        current = yaml.safe_load(shown.stdout) or {}
+    missing = [name for name in SECRETS if name not in current]
+    if not missing:
+        print(f"gen-secrets: {target}: all {len(SECRETS)} secrets present")
+        return 0
+    for name in missing:
+        current[name] = secrets.token_urlsafe(SECRETS[name])[: SECRETS[name]]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".vault-", suffix=".yml")
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write("---\n")
+            yaml.safe_dump(current, out, default_flow_style=False)
+        done = vault("encrypt", tmp, password_file=password_file)
+        if done.returncode != 0:
+            print(f"gen-secrets: ERROR: ansible-vault encrypt failed: {done.stderr.strip()}",
+                  file=sys.stderr)
+            return 1
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    print(f"gen-secrets: {target}: generated {', '.join(missing)} (vaulted)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
