@@ -59,7 +59,7 @@ test-e2e: $(STAMP) $(TOP)/.vault-pass ## Multi-host tests on the local cluster
 lint: $(STAMP) $(TOP)/.vault-pass ## ansible-lint (production), yamllint, ruff, terraform fmt + checkov
 	@echo "lint: yamllint"; yamllint -s .
 	@echo "lint: ansible-lint (production profile)"; cd ansible && ansible-lint --profile production -q $(TOP)/ansible $(TOP)/roles
-	@echo "lint: ruff"; ruff check tasks_py tests bench && ruff format --check tasks_py tests bench
+	@echo "lint: ruff"; ruff check tasks_py tests bench ansible roles terraform && ruff format --check tasks_py tests bench ansible roles terraform
 	@$(MAKE) lint-terraform
 
 lint-terraform: $(STAMP) ## terraform fmt -check and checkov (offline)

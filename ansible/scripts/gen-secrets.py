@@ -41,17 +41,23 @@ def main(argv: list[str]) -> int:
     inventory = Path(argv[1])
     password_file = Path(argv[2]) if len(argv) == 3 else top / ".vault-pass"
     if not password_file.is_file():
-        print(f"gen-secrets: ERROR: vault password file {password_file} is missing; "
-              "run `make venv` or create it (one line, keep it secret)", file=sys.stderr)
+        print(
+            f"gen-secrets: ERROR: vault password file {password_file} is missing; "
+            "run `make venv` or create it (one line, keep it secret)",
+            file=sys.stderr,
+        )
         return 2
     target = inventory / "group_vars" / "all" / "vault.yml"
     current: dict[str, str] = {}
     if target.exists():
         shown = vault("view", str(target), password_file=password_file)
         if shown.returncode != 0:
-            print(f"gen-secrets: ERROR: cannot decrypt {target} with {password_file}: "
-                  f"{shown.stderr.strip()}\nRestore the matching password file; the vault "
-                  "file is left untouched.", file=sys.stderr)
+            print(
+                f"gen-secrets: ERROR: cannot decrypt {target} with {password_file}: "
+                f"{shown.stderr.strip()}\nRestore the matching password file; the vault "
+                "file is left untouched.",
+                file=sys.stderr,
+            )
             return 2
         current = yaml.safe_load(shown.stdout) or {}
     missing = [name for name in SECRETS if name not in current]
@@ -68,8 +74,10 @@ def main(argv: list[str]) -> int:
             yaml.safe_dump(current, out, default_flow_style=False)
         done = vault("encrypt", tmp, password_file=password_file)
         if done.returncode != 0:
-            print(f"gen-secrets: ERROR: ansible-vault encrypt failed: {done.stderr.strip()}",
-                  file=sys.stderr)
+            print(
+                f"gen-secrets: ERROR: ansible-vault encrypt failed: {done.stderr.strip()}",
+                file=sys.stderr,
+            )
             return 1
         os.replace(tmp, target)
     finally:

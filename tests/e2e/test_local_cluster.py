@@ -1,0 +1,173 @@
+"""End to end: `make up` / `make down` on the local cluster of systemd containers.
+
+The tests run in file order and share one cluster (they are one scenario):
+preflight refusal -> up -> checks on the running platform -> up again (no
+changes) -> down (only what `make up` created disappears).
+
+NGAS: with ``NGAS_SOURCE`` set, `make up` installs real NGAS from it. Without
+it (CI: the upstream repository is unreachable) the platform is pointed at an
+existing server, ``NGAS_URL``, played by the protocol double from ``tests/``
+running on this machine; the double is never deployed into the cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ngas_double import NgasDouble
+
+TOP = Path(__file__).resolve().parents[2]
+LABEL = "org.mlpipe.cluster=local"
+HOSTS = [
+    "mlpipe-mlflow",
+    "mlpipe-ngas",
+    "mlpipe-dlg-head",
+    "mlpipe-dlg-worker",
+    "mlpipe-slurm-ctl",
+    "mlpipe-slurm-node",
+    "mlpipe-web",
+]
+SENTINEL = "mlpipe-e2e-sentinel"
+
+pytestmark = pytest.mark.timeout(3600)
+
+
+def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, check=check)
+
+
+def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run `make TARGET` like a user would; echo its output (pytest shows it on failure)."""
+    proc = subprocess.run(
+        ["make", target],
+        cwd=TOP,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    print(f"--- make {target} (exit {proc.returncode})\n{proc.stdout}")
+    return proc
+
+
+def labelled(kind: str) -> list[str]:
+    out = sh(
+        "docker",
+        kind,
+        "ls",
+        "-q",
+        "--filter",
+        f"label={LABEL}",
+        *(["-a"] if kind == "container" else []),
+    )
+    return out.stdout.split()
+
+
+@pytest.fixture(scope="module")
+def ngas_env() -> Iterator[dict[str, str]]:
+    """Environment for `make up`: NGAS_SOURCE as given, else NGAS_URL of a host-side double."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NGAS_URL",)}
+    if os.environ.get("NGAS_SOURCE"):
+        yield env
+        return
+    gateway = sh(
+        "docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="mlpipe-e2e-ngas-") as root:
+        double = NgasDouble(root, "0.0.0.0", 0).start()
+        port = double.url.rsplit(":", 1)[1].rstrip("/")
+        env["NGAS_URL"] = f"http://{gateway}:{port}"
+        try:
+            yield env
+        finally:
+            double.stop()
+
+
+@pytest.fixture(scope="module")
+def sentinel() -> Iterator[str]:
+    """A container `make up` did not create: `make down` must leave it alone."""
+    sh("docker", "rm", "-f", SENTINEL, check=False)
+    image = sh(str(TOP / "ansible/scripts/build-base-image.sh")).stdout.strip()
+    sh(
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        SENTINEL,
+        "--label",
+        "org.mlpipe.e2e=sentinel",
+        image,
+        "sleep",
+        "infinity",
+    )
+    yield SENTINEL
+    sh("docker", "rm", "-f", SENTINEL, check=False)
+
+
+def test_up_without_ngas_stops_before_creating_anything(ngas_env: dict[str, str]) -> None:
+    assert make("down", ngas_env).returncode == 0
+    env = {k: v for k, v in ngas_env.items() if k not in ("NGAS_URL", "NGAS_SOURCE")}
+    env["NGAS_SOURCE"] = "/nonexistent/ngas-checkout"
+    proc = make("up", env)
+    assert proc.returncode != 0
+    assert "ngas_source=/nonexistent/ngas-checkout" in proc.stdout
+    assert "ngas_url is not set" in proc.stdout
+    assert labelled("container") == [], "containers were created although the preflight failed"
+    assert labelled("network") == []
+
+
+def test_up_creates_every_host(ngas_env: dict[str, str], sentinel: str) -> None:
+    proc = make("up", ngas_env)
+    assert proc.returncode == 0
+    assert "make up: done" in proc.stdout
+    names = sh(
+        "docker", "ps", "--filter", f"label={LABEL}", "--format", "{{.Names}}"
+    ).stdout.split()
+    assert sorted(names) == sorted(HOSTS)
+    for host in HOSTS:
+        state = sh("docker", "exec", host, "systemctl", "is-system-running", check=False).stdout
+        assert state.strip() in ("running", "degraded"), f"{host}: systemd is {state!r}"
+
+
+def test_hosts_reach_each_other_by_name() -> None:
+    for host in HOSTS:
+        for other in HOSTS:
+            out = sh("docker", "exec", host, "getent", "hosts", other, check=False)
+            assert out.returncode == 0 and out.stdout.split()[0].startswith("172.30.42."), (
+                f"{host} cannot resolve {other}: {out.stdout}{out.stderr}"
+            )
+
+
+def test_only_loopback_ports_are_published() -> None:
+    published = {}
+    for host in HOSTS:
+        info = json.loads(sh("docker", "inspect", host).stdout)[0]
+        for port, binds in (info["HostConfig"]["PortBindings"] or {}).items():
+            for b in binds:
+                published[f"{host} {port}"] = b["HostIp"]
+    assert published, "nothing published: the web tier and MLflow should be reachable"
+    assert set(published.values()) == {"127.0.0.1"}, published
+    assert set(published) == {"mlpipe-web 443/tcp", "mlpipe-mlflow 5000/tcp"}
+
+
+def test_second_up_changes_nothing(ngas_env: dict[str, str]) -> None:
+    proc = make("up", ngas_env)
+    assert proc.returncode == 0
+    assert "make up: nothing changed" in proc.stdout
+
+
+def test_down_removes_only_what_up_created(ngas_env: dict[str, str], sentinel: str) -> None:
+    proc = make("down", ngas_env)
+    assert proc.returncode == 0
+    assert labelled("container") == []
+    assert labelled("network") == []
+    running = sh("docker", "inspect", "-f", "{{.State.Running}}", sentinel).stdout.strip()
+    assert running == "true", "make down touched a container it did not create"
