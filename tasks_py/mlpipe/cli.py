@@ -18,7 +18,7 @@ from mlpipe import __version__
 from mlpipe.errors import BadInput, MlpipeError
 
 # Modules under mlpipe.commands, in the order their subcommands are listed.
-COMMAND_MODULES: tuple[str, ...] = ("config", "ngas", "cache")
+COMMAND_MODULES: tuple[str, ...] = ("config", "ngas", "cache", "tasks", "pipeline")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -77,12 +77,32 @@ class MlflowConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """``[pipeline]``: where the tasks keep their data and runs."""
+
+    data_prefix: str = "mlpipe/data"  # NGAS file id prefix of raw/preprocessed/... files
+    experiment: str = "mlpipe"  # MLflow experiment of task runs started outside a pipeline
+    max_workers: int = 2  # tasks the local executor runs at once
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """``[model]``: the site's model plugin and its registered model name."""
+
+    plugin: str = "weather"  # entry point name (group mlpipe.models) or module:Class
+    name: str = "seattle-weather"  # registered model name in the MLflow registry
+    alias: str = "production"  # the alias inference resolves at run time
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The effective configuration. Each field is one TOML section."""
 
     ngas: NgasConfig = dataclasses.field(default_factory=NgasConfig)
     cache: CacheConfig = dataclasses.field(default_factory=CacheConfig)
     mlflow: MlflowConfig = dataclasses.field(default_factory=MlflowConfig)
+    pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     source: str = dataclasses.field(default="defaults", compare=False)
 
 
@@ -182,6 +202,10 @@ def _validate(name: str, section: object, path: Path) -> None:
             raise BadInput(f"{where('url')}: must look like http://host:7777, got {section.url!r}")
         if section.retries < 0 or section.timeout <= 0 or section.backoff < 0:
             raise BadInput(f"{where('retries')}: retries/backoff must be >= 0 and timeout > 0")
+    if isinstance(section, PipelineConfig) and section.max_workers < 1:
+        raise BadInput(f"{where('max_workers')}: must be >= 1, got {section.max_workers}")
+    if isinstance(section, ModelConfig) and not (section.plugin and section.name):
+        raise BadInput(f"{where('plugin')}: [model] plugin and name must not be empty")
 
 
 def config_path(env: Mapping[str, str] | None = None) -> tuple[Path, bool]:

@@ -1,0 +1,51 @@
+"""Preprocessed file sets <-> pandas tables, and logging held-out evaluation data."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from mlpipe.errors import BadInput
+from mlpipe.tasks import filesets
+from mlpipe.tasks.context import TaskContext
+
+HELDOUT_ARTIFACT = "eval/heldout.csv"
+
+
+def load(ctx: TaskContext, files: filesets.FileSet, what: str) -> pd.DataFrame:
+    """Concatenate the CSV files of a set (read through the cache)."""
+    frames = []
+    for item in filesets.require(files, what):
+        path = filesets.fetch(ctx.cache, item)
+        try:
+            frames.append(pd.read_csv(path))
+        except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise BadInput(
+                f"input {what}: NGAS file {item['id']} is not a preprocessed CSV ({exc}); "
+                "run preprocess on the raw files and pass its outputs"
+            ) from None
+    return pd.concat(frames, ignore_index=True)
+
+
+def log_heldout(frame: pd.DataFrame) -> None:
+    """The evaluation rows, so a promotion gate can compare models on the same data."""
+    with tempfile.TemporaryDirectory(prefix="mlpipe-eval-") as tmp:
+        path = Path(tmp) / Path(HELDOUT_ARTIFACT).name
+        frame.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(HELDOUT_ARTIFACT).parent))
+
+
+def load_heldout(run_id: str) -> pd.DataFrame:
+    with tempfile.TemporaryDirectory(prefix="mlpipe-eval-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=HELDOUT_ARTIFACT, dst_path=tmp
+        )
+        return pd.read_csv(local)
+
+
+def ids_text(files: filesets.FileSet, limit: int = 4000) -> str:
+    text = ",".join(f"{i['id']}#{i.get('version', '')}" for i in files)
+    return text if len(text) <= limit else f"{len(files)} files (see data.json)"

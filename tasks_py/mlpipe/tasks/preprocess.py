@@ -1,0 +1,105 @@
+"""``preprocess``: raw files on NGAS -> preprocessed CSVs on NGAS + a run with the settings.
+
+Raw files are read through the local read cache. A file the model plugin cannot
+preprocess is copied to the quarantine prefix (the original stays where it is)
+and listed in the run; the rest of the batch is processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlpipe.errors import BadInput
+from mlpipe.models import BadRawFile
+from mlpipe.tasks import filesets
+from mlpipe.tasks.context import TaskContext
+from mlpipe.tasks.params import add_param_option, parse_kv
+from mlpipe.tasks.spec import TaskResult, TaskSpec
+
+NAME = "preprocess"
+OWN_PARAMS = {"prefix": "", "quarantine": ""}
+
+
+def run(
+    ctx: TaskContext,
+    inputs: Mapping[str, Any],
+    params: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+    experiment: str | None = None,
+) -> TaskResult:
+    import mlflow
+
+    from mlpipe.tasks.runs import record_outputs, task_run
+
+    raw = filesets.require(inputs.get("raw"), "raw")
+    prefix = (params.get("prefix") or f"{ctx.data_prefix}/preprocessed").strip("/")
+    quarantine = (params.get("quarantine") or f"{ctx.data_prefix}/quarantine/raw").strip("/")
+    settings = {k: v for k, v in params.items() if k not in OWN_PARAMS}
+    with (
+        task_run(ctx, NAME, params, tags, experiment) as r,
+        tempfile.TemporaryDirectory(prefix="mlpipe-pre-") as tmp,
+    ):
+        mlflow.log_dict({"raw": raw, "settings": settings}, "inputs.json")
+        produced, quarantined = [], []
+        for item in raw:
+            local = filesets.fetch(ctx.cache, item)
+            try:
+                frame = ctx.plugin.preprocess(local, settings)
+                if frame.empty:
+                    raise BadRawFile(f"{item['id']}: no usable rows after preprocessing")
+            except BadRawFile as exc:
+                copy = Path(tmp) / filesets.basename(item["id"])
+                copy.write_bytes(local.read_bytes())
+                moved = filesets.store(ctx.ngas, copy, f"{quarantine}/{copy.name}")
+                quarantined.append({"raw": item["id"], **moved, "reason": str(exc)})
+                continue
+            out = Path(tmp) / (Path(filesets.basename(item["id"])).stem + ".csv")
+            frame.to_csv(out, index=False)
+            produced.append(filesets.store(ctx.ngas, out, f"{prefix}/{out.name}"))
+        mlflow.log_dict({"produced": produced, "quarantined": quarantined}, "preprocessed.json")
+        mlflow.log_metrics({"files": len(produced), "quarantined": len(quarantined)})
+        if not produced:
+            raise BadInput(
+                f"preprocess: none of the {len(raw)} raw file(s) could be preprocessed; all were "
+                f"copied to {quarantine}/ (see run {r.info.run_id}); check the raw data"
+            )
+        outputs = {"preprocessed": produced}
+        record_outputs(outputs)
+    summary = f"{len(produced)} preprocessed file(s) under {prefix}/" + (
+        f", {len(quarantined)} quarantined under {quarantine}/" if quarantined else ""
+    )
+    return TaskResult(NAME, r.info.run_id, outputs, summary, {"quarantined": quarantined})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("raw", nargs="+", help="raw NGAS file ids, or prefixes ending in /")
+    parser.add_argument("--prefix", help="output id prefix (default: data_prefix/preprocessed)")
+    parser.add_argument("--quarantine", help="NGAS id prefix for unusable raw files")
+    add_param_option(parser, "preprocess setting of the model plugin, e.g. -p lags=2")
+
+
+def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
+    params = parse_kv(args.param)
+    params.update({k: v for k in ("prefix", "quarantine") if (v := getattr(args, k))})
+    return {"raw": filesets.resolve(ctx.ngas, args.raw, "preprocess raw")}, params
+
+
+SPEC = TaskSpec(
+    NAME,
+    run,
+    inputs={"raw": True},
+    outputs=("preprocessed",),
+    params=OWN_PARAMS,
+    plugin_params="preprocess_settings",
+    doc=__doc__ or "",
+)
+
+if __name__ == "__main__":
+    from mlpipe.tasks.cli import task_main
+
+    sys.exit(task_main(NAME, sys.argv[1:]))

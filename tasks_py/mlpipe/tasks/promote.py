@@ -1,0 +1,164 @@
+"""``promote``: point an alias (default ``production``) at a model version.
+
+With ``if_better=METRIC`` the challenger is first compared with the current
+champion (the version the alias points to) on the same evaluation data: the
+given ``eval_data`` files, else the held-out rows recorded by the challenger's
+training run. A worse challenger is refused (exit 1) and the alias is left
+alone. Each promotion (or refusal) is recorded in a ``promote`` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlpipe.errors import BadInput, MlpipeError
+from mlpipe.tasks.context import TaskContext
+from mlpipe.tasks.spec import TaskResult, TaskSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NAME = "promote"
+OWN_PARAMS = {
+    "model": "",
+    "alias": "",
+    "if_better": "",
+    "eval_data": [],
+    "fail_if_refused": True,
+}
+
+
+class GateRefused(MlpipeError):
+    """The challenger is worse than the champion on the evaluation data."""
+
+
+def _eval_frame(ctx: TaskContext, params: Mapping[str, Any], challenger_run: str) -> pd.DataFrame:
+    from mlflow.exceptions import MlflowException
+
+    from mlpipe.tasks import filesets, frames
+
+    if params.get("eval_data"):
+        ids = params["eval_data"]
+        ids = [ids] if isinstance(ids, str) else list(ids)
+        return frames.load(ctx, filesets.resolve(ctx.ngas, ids, "eval_data"), "eval_data")
+    try:
+        return frames.load_heldout(challenger_run)
+    except (MlflowException, OSError) as exc:
+        raise BadInput(
+            f"promote: run {challenger_run} of the challenger has no {frames.HELDOUT_ARTIFACT} "
+            f"({exc.__class__.__name__}); give evaluation data with --eval-data"
+        ) from None
+
+
+def _better(goal: str, challenger: float, champion: float) -> bool:
+    return challenger <= champion if goal == "min" else challenger >= champion
+
+
+def run(
+    ctx: TaskContext,
+    inputs: Mapping[str, Any],
+    params: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+    experiment: str | None = None,
+) -> TaskResult:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from mlpipe.tasks import modelref
+    from mlpipe.tasks.runs import record_outputs, task_run
+
+    asked = str(inputs.get("model") or params.get("model") or "")
+    if not asked:
+        raise BadInput("promote: name the model version to promote (models:/NAME/VERSION)")
+    alias = params.get("alias") or ctx.config.model.alias
+    client = mlflow.MlflowClient()
+    ref = modelref.resolve(client, modelref.parse(asked, alias))
+    metric = params.get("if_better") or ""
+    plugin = ctx.plugin
+    if metric and metric not in plugin.metric_goals:
+        raise BadInput(
+            f"promote --if-better {metric}: the {plugin.name} model reports "
+            f"{', '.join(sorted(plugin.metric_goals))}; pick one of those"
+        )
+    try:
+        champion: str | None = str(client.get_model_version_by_alias(ref.name, alias).version)
+    except MlflowException:
+        champion = None
+    target = f"models:/{ref.name}@{alias}"
+    with task_run(ctx, NAME, {**params, "model": ref.uri, "alias": alias}, tags, experiment) as r:
+        mlflow.set_tags(
+            {
+                "mlpipe.model_name": ref.name,
+                "mlpipe.model_version": str(ref.version),
+                "mlpipe.champion_version": champion or "",
+            }
+        )
+        verdict = "promoted"
+        if metric and champion and champion != ref.version:
+            run_id = client.get_model_version(ref.name, str(ref.version)).run_id
+            frame = _eval_frame(ctx, params, run_id)
+            mine = plugin.evaluate(plugin.load_model(ref.uri), frame)[metric]
+            theirs = plugin.evaluate(plugin.load_model(f"models:/{ref.name}/{champion}"), frame)
+            mlflow.log_metrics({f"challenger_{metric}": mine, f"champion_{metric}": theirs[metric]})
+            if not _better(plugin.metric_goals[metric], mine, theirs[metric]):
+                verdict = "refused"
+                message = (
+                    f"promote: refused {ref.name} version {ref.version}: {metric} {mine:.4g} is "
+                    f"worse than {theirs[metric]:.4g} of the champion version {champion} "
+                    f"({alias}) on the same {len(frame)} evaluation rows; {alias} stays at "
+                    f"version {champion}"
+                )
+        mlflow.set_tag("mlpipe.verdict", verdict)
+        if verdict == "promoted":
+            client.set_registered_model_alias(ref.name, alias, str(ref.version))
+            client.set_model_version_tag(
+                ref.name, str(ref.version), "mlpipe.promoted_from", champion or "none"
+            )
+            message = f"{ref.name} version {ref.version} is now {alias}" + (
+                f" (was version {champion})" if champion and champion != ref.version else ""
+            )
+        outputs = {"model": target}
+        record_outputs(outputs)
+    if verdict == "refused" and params.get("fail_if_refused", True):
+        raise GateRefused(message)
+    return TaskResult(NAME, r.info.run_id, outputs, message, {"verdict": verdict})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="registered model name")
+    parser.add_argument("version", help="version to promote")
+    parser.add_argument("--alias", help="alias to move (default: [model] alias, production)")
+    parser.add_argument(
+        "--if-better", metavar="METRIC", help="refuse unless at least as good as the champion"
+    )
+    parser.add_argument(
+        "--eval-data", nargs="+", help="NGAS ids/prefixes to evaluate on (default: held-out rows)"
+    )
+
+
+def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
+    if not args.version.isdigit():
+        raise BadInput(f"promote: version {args.version!r} must be a number")
+    params: dict[str, Any] = {"model": f"models:/{args.name}/{args.version}"}
+    for key in ("alias", "if_better", "eval_data"):
+        if getattr(args, key):
+            params[key] = getattr(args, key)
+    return {}, params
+
+
+SPEC = TaskSpec(
+    NAME,
+    run,
+    inputs={"model": False},
+    outputs=("model",),
+    params=OWN_PARAMS,
+    doc=__doc__ or "",
+)
+
+if __name__ == "__main__":
+    from mlpipe.tasks.cli import task_main
+
+    sys.exit(task_main(NAME, sys.argv[1:]))
