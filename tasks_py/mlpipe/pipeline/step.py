@@ -64,6 +64,11 @@ def _hash(job: StepJob, ctx: Any) -> str:
             return f"unresolved:{text}"  # the task itself reports it
 
     extra: dict[str, Any] = {"plugin": ctx.config.model.plugin}
+    named = job.inputs.get("model") or job.params.get("model")
+    if job.task in ("infer", "retrain") and not named:
+        # the default model is an alias: its current version is part of the input
+        model = ctx.config.model
+        extra["model"] = resolve_model(f"models:/{model.name}@{model.alias}")
     if job.task == "load-raw":
         sources = job.params.get("sources") or []
         sources = [sources] if isinstance(sources, str) else list(sources)

@@ -47,6 +47,7 @@ class TaskContext:
         import mlflow
 
         cfg = self.config.mlflow
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         if cfg.tracking_token:
             os.environ.setdefault("MLFLOW_TRACKING_TOKEN", cfg.tracking_token)
         mlflow.set_tracking_uri(cfg.tracking_uri)
