@@ -300,3 +300,40 @@ def mlflow_server_ngas_client(mlflow_server_factory, ngas_server) -> MlflowServe
     return mlflow_server_factory(
         "ngas-client", "--default-artifact-root", root, "--no-serve-artifacts"
     )
+
+
+# ------------------------------------------------------- tasks and pipelines
+@pytest.fixture(scope="session")
+def weather_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real observations (vega_datasets seattle-weather) as one raw CSV per year."""
+    data = pytest.importorskip("vega_datasets").data
+    out = tmp_path_factory.mktemp("weather-raw")
+    frame = data.seattle_weather()
+    for year, rows in frame.groupby(frame["date"].dt.year):
+        rows = rows.assign(date=rows["date"].dt.strftime("%Y-%m-%d"))
+        rows.to_csv(out / f"seattle-{year}.csv", index=False)
+    return out
+
+
+@pytest.fixture
+def task_env(
+    monkeypatch: pytest.MonkeyPatch, ngas_server, mlflow_server_ngas_proxied, ngas_prefix: str
+) -> dict[str, str]:
+    """Env (also set in os.environ) pointing the tasks at NGAS and MLflow-on-NGAS.
+
+    Data prefix, experiment and registered model name are unique to the test.
+    """
+    tag = ngas_prefix.rsplit("/", 1)[-1]
+    env = {
+        "MLPIPE_NGAS_URL": ngas_server.url,
+        "MLPIPE_NGAS_RETRIES": "2",
+        "MLPIPE_NGAS_BACKOFF": "0.05",
+        "MLPIPE_MLFLOW_TRACKING_URI": mlflow_server_ngas_proxied.url,
+        "MLPIPE_PIPELINE_DATA_PREFIX": ngas_prefix,
+        "MLPIPE_PIPELINE_EXPERIMENT": f"exp-{tag}",
+        "MLPIPE_MODEL_NAME": f"weather-{tag}",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

@@ -81,7 +81,7 @@ class WeatherModel(SklearnModelPlugin):
     def preprocess(self, path: Path, settings: Mapping[str, Any]) -> pd.DataFrame:
         lags = int(_number(settings, "lags", 1, 0, MAX_LAGS))
         frame = self._read(path).reset_index(drop=True)
-        doy = frame["date"].dt.dayofyear / 365.25 * 2 * np.pi
+        doy = frame["date"].dt.day_of_year / 365.25 * 2 * np.pi
         frame["doy_sin"], frame["doy_cos"] = np.sin(doy), np.cos(doy)
         one_day = pd.Timedelta(days=1)
         for lag in range(1, lags + 1):
