@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -112,7 +113,7 @@ def test_cycle_is_reported_with_its_path(tmp_path):
     ],
 )
 def test_malformed_files(tmp_path, text, error):
-    with pytest.raises(BadInput, match="pipeline.yaml: .*" + error.replace("(", r"\(")[:40]):
+    with pytest.raises(BadInput, match="pipeline.yaml: .*" + re.escape(error)):
         load_pipeline(write(tmp_path, text))
 
 
