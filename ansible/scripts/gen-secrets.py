@@ -29,8 +29,11 @@ SECRETS: dict[str, int] = {
 
 
 def vault(*args: str, password_file: Path) -> subprocess.CompletedProcess[str]:
-    cmd = ["ansible-vault", *args, "--vault-password-file", str(password_file)]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # the environment variable overrides ansible.cfg's vault_password_file, so
+    # exactly one password is in play whichever config is active
+    env = dict(os.environ, ANSIBLE_VAULT_PASSWORD_FILE=str(password_file.resolve()))
+    cmd = ["ansible-vault", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
 
 
 def main(argv: list[str]) -> int:

@@ -49,7 +49,11 @@ def test_no_docker_and_no_way_to_install_it(tmp_path: Path) -> None:
 def test_gen_secrets_keeps_existing_values(tmp_path: Path) -> None:
     """Generated once, never replaced: a second run adds nothing and changes nothing."""
     venv_bin = TOP / ".venv" / "bin"
-    env = dict(os.environ, PATH=f"{venv_bin}:{os.environ['PATH']}")
+    env = dict(
+        os.environ,
+        PATH=f"{venv_bin}:{os.environ['PATH']}",
+        ANSIBLE_CONFIG=str(TOP / "ansible" / "ansible.cfg"),  # as under make
+    )
     password = tmp_path / "vault-pass"
     password.write_text("test-password\n")
     inventory = tmp_path / "inv"
@@ -62,14 +66,8 @@ def test_gen_secrets_keeps_existing_values(tmp_path: Path) -> None:
     encrypted = vault_file.read_text()
     assert encrypted.startswith("$ANSIBLE_VAULT;")
     shown = run(
-        [
-            str(venv_bin / "ansible-vault"),
-            "view",
-            str(vault_file),
-            "--vault-password-file",
-            str(password),
-        ],
-        env,
+        [str(venv_bin / "ansible-vault"), "view", str(vault_file)],
+        dict(env, ANSIBLE_VAULT_PASSWORD_FILE=str(password)),
     )
     assert "vault_mlflow_admin_password:" in shown.stdout
     second = run(
