@@ -1,0 +1,175 @@
+"""``mlpipe pipeline run --executor local``: the shipped example end to end, skipping
+unchanged steps, following the production alias, resuming after a failure, concurrency.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+
+from mlpipe.pipeline import load_pipeline  # noqa: E402
+from mlpipe.pipeline.executors import get_executor  # noqa: E402
+from mlpipe.pipeline.plan import Plan  # noqa: E402
+from mlpipe.pipeline.runner import run_pipeline  # noqa: E402
+from mlpipe.pipeline.step import StepJob, StepOutcome  # noqa: E402
+from mlpipe.tasks import run_task  # noqa: E402
+from mlpipe.tasks.context import TaskContext  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "tasks_py" / "examples" / "weather"
+MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
+LINE = re.compile(r"^(\S+): (ran|skipped) run ([0-9a-f]{32}): ", re.MULTILINE)
+
+
+def run_cli(path: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, tuple[str, str]]]:
+    proc = subprocess.run(
+        [MLPIPE, "pipeline", "run", str(path), "--executor", "local"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
+    return proc, {m[0]: (m[1], m[2]) for m in LINE.findall(proc.stdout)}
+
+
+def example_copy(tmp_path: Path, tag: str) -> Path:
+    work = tmp_path / "example"
+    shutil.copytree(EXAMPLE / "raw", work / "raw")
+    text = (EXAMPLE / "pipeline.yaml").read_text()
+    text = text.replace("name: seattle-weather\n", f"name: weather-{tag}\n")
+    text = text.replace("experiment: seattle-weather-pipeline", f"experiment: pipe-{tag}")
+    (work / "pipeline.yaml").write_text(text)
+    return work / "pipeline.yaml"
+
+
+def test_example_pipeline_runs_skips_and_follows_production(task_env, ngas_client, tmp_path):
+    name = task_env["MLPIPE_MODEL_NAME"]
+    prefix = task_env["MLPIPE_PIPELINE_DATA_PREFIX"]
+    path = example_copy(tmp_path, prefix.rsplit("/", 1)[1])
+    steps = set(load_pipeline(path).steps)
+
+    proc, first = run_cli(path)
+    assert proc.returncode == 0, proc.stderr
+    assert set(first) == steps and {s for s, _ in first.values()} == {"ran"}
+    client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    assert client.get_model_version_by_alias(name, "production").version == "1"
+    predicted = {r.file_id for r in ngas_client.list(f"{prefix}/predictions/")}
+    assert predicted == {
+        f"{prefix}/predictions/{name}-v1/seattle-{year}.csv" for year in (2012, 2013, 2014, 2015)
+    }
+    train_run = client.get_run(first["train"][1])
+    assert train_run.data.tags["mlpipe.step"] == "train" and "mlpipe.hash" in train_run.data.tags
+
+    proc, second = run_cli(path)
+    assert proc.returncode == 0, proc.stderr
+    assert second == {step: ("skipped", run) for step, (_, run) in first.items()}
+
+    # a new production version flows downstream with no change to the pipeline
+    ctx = TaskContext.from_config()
+    latest = client.get_run(first["preprocess_new"][1])
+    assert latest.info.status == "FINISHED"
+    outputs = mlflow.artifacts.load_dict(f"runs:/{latest.info.run_id}/mlpipe/outputs.json")
+    retrained = run_task("retrain", {"data": outputs["preprocessed"]}, {"epochs": 3}, ctx=ctx)
+    assert retrained.outputs["model"] == f"models:/{name}/2"
+    run_task("promote", {}, {"model": f"models:/{name}/2"}, ctx=ctx)
+    proc, third = run_cli(path)
+    assert proc.returncode == 0, proc.stderr
+    assert {s: st for s, (st, _) in third.items()} == {
+        **{s: "skipped" for s in steps},
+        "infer": "ran",
+        "infer_latest": "ran",
+    }
+    for step in ("infer", "infer_latest"):
+        assert client.get_run(third[step][1]).data.tags["mlpipe.model_version"] == "2"
+    assert ngas_client.exists(f"{prefix}/predictions/{name}-v2/seattle-2015.csv")
+
+
+def test_resume_after_failure_from_the_failed_step(task_env, weather_raw, tmp_path):
+    (tmp_path / "raw").mkdir()
+    shutil.copy(weather_raw / "seattle-2013.csv", tmp_path / "raw")
+    tag = task_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
+    text = f"""
+name: resume-{tag}
+outputs: [model]
+tasks:
+  load: {{task: load-raw, params: {{sources: [raw/]}}, outputs: {{raw: raw}}}}
+  prep: {{task: preprocess, inputs: {{raw: raw}}, outputs: {{preprocessed: rows}}}}
+  train:
+    task: train
+    inputs: {{data: rows}}
+    params: {{alpha: -1}}
+    outputs: {{model: model}}
+"""
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(text)
+    proc, first = run_cli(path)
+    assert proc.returncode == 2
+    assert "train: failed: parameter alpha=-1: must be between 0 and 1000.0" in proc.stderr
+    assert {s: st for s, (st, _) in first.items()} == {"load": "ran", "prep": "ran"}
+    client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name(f"pipeline-resume-{tag}")
+    failed = client.search_runs([exp.experiment_id], "attributes.status = 'FAILED'")
+    assert [r.data.tags["mlpipe.step"] for r in failed] == ["train"]
+
+    path.write_text(text.replace("alpha: -1", "alpha: 0.001"))
+    outcomes = run_pipeline(path, TaskContext.from_config())
+    assert {s: (o.status, o.run_id) for s, o in outcomes.items() if s != "train"} == {
+        s: ("skipped", run) for s, (_, run) in first.items()
+    }
+    assert outcomes["train"].status == "ran"
+    assert outcomes["train"].outputs == {"model": f"models:/{task_env['MLPIPE_MODEL_NAME']}/1"}
+
+
+def _plan(tmp_path: Path) -> Plan:
+    (tmp_path / "pipeline.yaml").write_text(
+        """
+name: concurrency
+outputs: [a, b, c]
+tasks:
+  one: {task: load-raw, params: {sources: [x]}, outputs: {raw: a}}
+  two: {task: load-raw, params: {sources: [y]}, outputs: {raw: b}}
+  broken: {task: load-raw, params: {sources: [z]}, outputs: {raw: z}}
+  after: {task: preprocess, inputs: {raw: z}, outputs: {preprocessed: c}}
+"""
+    )
+    return Plan(load_pipeline(tmp_path / "pipeline.yaml"), pipeline_run="test")
+
+
+def test_local_executor_runs_independent_steps_concurrently(tmp_path):
+    barrier = threading.Barrier(3, timeout=30)  # one, two and broken must overlap
+    seen: list[StepJob] = []
+
+    def run_job(job: StepJob) -> StepOutcome:
+        seen.append(job)
+        barrier.wait()  # raises BrokenBarrierError unless all three run at once
+        if job.step == "broken":
+            raise RuntimeError("disk full")
+        return StepOutcome(job.step, "ran", outputs={"raw": [{"id": job.step}]})
+
+    outcomes = get_executor("local", max_workers=3).run(_plan(tmp_path), run_job)
+    assert {s: o.status for s, o in outcomes.items()} == {
+        "one": "ran",
+        "two": "ran",
+        "broken": "failed",
+        "after": "blocked",
+    }
+    assert outcomes["broken"].summary == "RuntimeError: disk full"
+    assert {j.step for j in seen} == {"one", "two", "broken"}
+    assert all(j.params["base_dir"] == str(tmp_path) for j in seen)
+
+
+def test_job_inputs_come_from_upstream_outputs(tmp_path):
+    plan = _plan(tmp_path)
+    done = {"broken": StepOutcome("broken", "skipped", "r1", {"raw": [{"id": "z1"}]})}
+    assert plan.ready(done, set()) == ["one", "two", "after"]
+    job = plan.job("after", done)
+    assert job.inputs == {"raw": [{"id": "z1"}]} and job.task == "preprocess"
+    assert StepJob.from_json(job.to_json()) == job
