@@ -29,7 +29,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dockerfile_extra() {
   cat <<'DOCKERFILE'
-RUN update-ca-certificates \
+# pip in every container shares the host's wheel cache (mounted at
+# /var/cache/mlpipe-pip by the local cluster and molecule): download once per host
+RUN printf '[global]\ncache-dir = /var/cache/mlpipe-pip\n' > /etc/pip.conf \
+ && mkdir -p -m 1777 /var/cache/mlpipe-pip \
+ && update-ca-certificates \
  && rm -f /etc/machine-id /var/lib/dbus/machine-id && touch /etc/machine-id \
  && systemctl mask systemd-firstboot.service systemd-udevd.service systemd-modules-load.service \
       getty.target console-getty.service sys-kernel-config.mount sys-kernel-debug.mount 2>/dev/null; \
