@@ -1,8 +1,26 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks printed as ratios measured side by side.
-# BENCH_SIZE_MB (default 256) sets the artifact size; NGAS_URL uses a real NGAS
-# instead of the protocol double.
+#   BENCH=artifacts|pip-cache|all (default all)
+#   artifacts: BENCH_SIZE_MB (default 256) sets the artifact size; NGAS_URL uses
+#              a real NGAS instead of the protocol double.
+#   pip-cache: BENCH_PIP_PACKAGES (default mlflow at the role's pin).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-command -v curl >/dev/null || { echo "bench: needs curl (apt-get install curl)" >&2; exit 1; }
-python bench/artifacts/bench.py "$@"
+which=${BENCH:-all}
+case $which in artifacts|pip-cache|all) ;; *)
+  echo "bench: unknown BENCH=$which; choose artifacts, pip-cache or all" >&2; exit 2;;
+esac
+if [ "$which" != pip-cache ]; then
+  if ! command -v curl >/dev/null; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+      echo "bench: installing curl (the raw-NGAS baseline)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >/dev/null
+    else
+      echo "bench: needs curl for the raw-NGAS baseline: install the Debian package curl" >&2; exit 1
+    fi
+  fi
+  python bench/artifacts/bench.py "$@"
+fi
+if [ "$which" != artifacts ]; then
+  bench/pip-cache/bench.sh
+fi
