@@ -32,7 +32,8 @@ def vault(*args: str, password_file: Path) -> subprocess.CompletedProcess[str]:
     # the environment variable overrides ansible.cfg's vault_password_file, so
     # exactly one password is in play whichever config is active
     env = dict(os.environ, ANSIBLE_VAULT_PASSWORD_FILE=str(password_file.resolve()))
-    cmd = ["ansible-vault", *args]
+    beside = Path(sys.executable).parent / "ansible-vault"  # the venv's, when run from one
+    cmd = [str(beside) if beside.exists() else "ansible-vault", *args]
     return subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
 
 

@@ -84,6 +84,8 @@ until ansible all -i "$inv_dir" -m ansible.builtin.ping -o > "$log" 2>&1; do
 done
 echo "  every host answers"
 
+echo "== secrets (generated once, vaulted, git-ignored)"
+"$py" ansible/scripts/gen-secrets.py "$inv_dir"
 echo "== site"
 ansible/scripts/run-playbook.sh site ansible/site.yml -i "$inv_dir"
 web=$("$py" -c 'import sys, yaml; h = yaml.safe_load(open(sys.argv[1]))["all"]["children"]["web"].get("hosts") or {}; print(" ".join(v.get("mlpipe_public_ip", "") for v in h.values()))' "$inv_dir/hosts.yml")
