@@ -1,5 +1,6 @@
 """Checks of the ngas role against the real NGAS it built (after the upgrade)."""
 
+import os
 import re
 
 import pytest
@@ -104,14 +105,17 @@ def test_config_and_database(host):
 
 
 def test_builds_and_marker(host):
+    to = os.environ.get("NGAS_UPGRADE_TO", "master")
+    frm = os.environ.get("NGAS_VERSION", "v12.0")
     venv = host.file("/opt/ngas/venv")
     assert venv.is_symlink
-    assert re.search(r"/opt/ngas/builds/v12\.0-[0-9a-f]{10}$", venv.linked_to)
+    assert re.search(rf"/opt/ngas/builds/{re.escape(to)}-[0-9a-f]{{10}}$", venv.linked_to)
     marker = host.file("/opt/ngas/venv/.mlpipe-ngas-build").content_string
-    assert "version=v12.0" in marker
+    assert f"version={to}\n" in marker
+    assert re.search(r"^commit=[0-9a-f]{40}$", marker, re.M), marker
     builds = host.check_output("ls /opt/ngas/builds").split()
     # the upgraded build plus one kept older build (ngas_keep_old_builds: 1)
-    assert len(builds) == 2 and any(b.startswith("v11.0.2-") for b in builds), builds
+    assert len(builds) == 2 and any(b.startswith(f"{frm}-") for b in builds), builds
 
 
 def test_logs_written_and_rotated_on_restart(host):
