@@ -16,6 +16,7 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
+from mlpipe.cli import main  # noqa: E402
 from mlpipe.pipeline import load_pipeline  # noqa: E402
 from mlpipe.pipeline.executors import get_executor  # noqa: E402
 from mlpipe.pipeline.plan import Plan  # noqa: E402
@@ -29,14 +30,19 @@ MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
 LINE = re.compile(r"^(\S+): (ran|skipped) run ([0-9a-f]{32}): ", re.MULTILINE)
 
 
-def run_cli(path: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, tuple[str, str]]]:
-    proc = subprocess.run(
-        [MLPIPE, "pipeline", "run", str(path), "--executor", "local"],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        check=False,
-    )
+def run_cli(
+    path: Path, capsys: pytest.CaptureFixture[str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, tuple[str, str]]]:
+    """``mlpipe pipeline run PATH``: a new process, or in this one if given ``capsys``."""
+    args = ["pipeline", "run", str(path), "--executor", "local"]
+    if capsys is None:
+        proc = subprocess.run(
+            [MLPIPE, *args], capture_output=True, text=True, env=dict(os.environ), check=False
+        )
+    else:
+        code = main(args)
+        out = capsys.readouterr()
+        proc = subprocess.CompletedProcess(args, code, out.out, out.err)
     return proc, {m[0]: (m[1], m[2]) for m in LINE.findall(proc.stdout)}
 
 
@@ -50,7 +56,9 @@ def example_copy(tmp_path: Path, tag: str) -> Path:
     return work / "pipeline.yaml"
 
 
-def test_example_pipeline_runs_skips_and_follows_production(task_env, ngas_client, tmp_path):
+def test_example_pipeline_runs_skips_and_follows_production(
+    task_env, ngas_client, tmp_path, capsys
+):
     name = task_env["MLPIPE_MODEL_NAME"]
     prefix = task_env["MLPIPE_PIPELINE_DATA_PREFIX"]
     path = example_copy(tmp_path, prefix.rsplit("/", 1)[1])
@@ -68,7 +76,7 @@ def test_example_pipeline_runs_skips_and_follows_production(task_env, ngas_clien
     train_run = client.get_run(first["train"][1])
     assert train_run.data.tags["mlpipe.step"] == "train" and "mlpipe.hash" in train_run.data.tags
 
-    proc, second = run_cli(path)
+    proc, second = run_cli(path, capsys)
     assert proc.returncode == 0, proc.stderr
     assert second == {step: ("skipped", run) for step, (_, run) in first.items()}
 
@@ -80,7 +88,7 @@ def test_example_pipeline_runs_skips_and_follows_production(task_env, ngas_clien
     retrained = run_task("retrain", {"data": outputs["preprocessed"]}, {"epochs": 3}, ctx=ctx)
     assert retrained.outputs["model"] == f"models:/{name}/2"
     run_task("promote", {}, {"model": f"models:/{name}/2"}, ctx=ctx)
-    proc, third = run_cli(path)
+    proc, third = run_cli(path, capsys)
     assert proc.returncode == 0, proc.stderr
     assert {s: st for s, (st, _) in third.items()} == {
         **{s: "skipped" for s in steps},
@@ -92,7 +100,7 @@ def test_example_pipeline_runs_skips_and_follows_production(task_env, ngas_clien
     assert ngas_client.exists(f"{prefix}/predictions/{name}-v2/seattle-2015.csv")
 
 
-def test_resume_after_failure_from_the_failed_step(task_env, weather_raw, tmp_path):
+def test_resume_after_failure_from_the_failed_step(task_env, weather_raw, tmp_path, capsys):
     (tmp_path / "raw").mkdir()
     shutil.copy(weather_raw / "seattle-2013.csv", tmp_path / "raw")
     tag = task_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
@@ -110,7 +118,7 @@ tasks:
 """
     path = tmp_path / "pipeline.yaml"
     path.write_text(text)
-    proc, first = run_cli(path)
+    proc, first = run_cli(path, capsys)
     assert proc.returncode == 2
     assert "train: failed: parameter alpha=-1: must be between 0 and 1000.0" in proc.stderr
     assert {s: st for s, (st, _) in first.items()} == {"load": "ran", "prep": "ran"}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from mlpipe.cli import main
 from mlpipe.errors import BadInput
 from mlpipe.models.weather import WeatherModel
 from mlpipe.pipeline import load_pipeline, validate
@@ -117,25 +116,20 @@ def test_malformed_files(tmp_path, text, error):
         load_pipeline(write(tmp_path, text))
 
 
-def test_cli_validate_exit_codes(tmp_path):
-    mlpipe = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
+def test_cli_validate_exit_codes(tmp_path, capsys):
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
     bad = write(tmp_path, GOOD.replace("lags: 2", "lag: 2").replace("task: train", "task: fit"))
-    proc = subprocess.run(
-        [mlpipe, "pipeline", "validate", str(bad)], capture_output=True, text=True, check=False
-    )
+    proc = run("pipeline", "validate", str(bad))
     assert proc.returncode == 2
     assert "the pipeline is invalid, nothing was run" in proc.stderr
     assert "unknown parameter 'lag'" in proc.stderr and "unknown task 'fit'" in proc.stderr
     good = write(tmp_path, GOOD)
-    proc = subprocess.run(
-        [mlpipe, "pipeline", "validate", str(good)], capture_output=True, text=True, check=False
-    )
+    proc = run("pipeline", "validate", str(good))
     assert proc.returncode == 0, proc.stderr
     assert "is valid (3 steps)" in proc.stdout and "warning: output 'model'" in proc.stderr
-    proc = subprocess.run(
-        [mlpipe, "pipeline", "run", str(good), "--executor", "slurm"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = run("pipeline", "run", str(good), "--executor", "slurm")
     assert proc.returncode == 2 and "unknown executor (daliuge, slurm are planned)" in proc.stderr

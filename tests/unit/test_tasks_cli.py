@@ -15,14 +15,29 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
+from mlpipe.cli import main  # noqa: E402
+
 VENV_BIN = Path(os.path.abspath(sys.executable)).parent
 
 
 def mlpipe(*args: str, module: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed ``mlpipe`` (or ``python -m module``) in a new process."""
     cmd = [sys.executable, "-m", module] if module else [str(VENV_BIN / "mlpipe")]
     return subprocess.run(
         [*cmd, *args], capture_output=True, text=True, env=dict(os.environ), check=False
     )
+
+
+@pytest.fixture
+def cli(capsys):
+    """``mlpipe ARGS`` in this process (same code as the script, no interpreter start-up)."""
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(["mlpipe", *args], code, out.out, out.err)
+
+    return call
 
 
 @pytest.fixture
@@ -87,24 +102,24 @@ def test_script_and_cli_load_raw_from_globs_and_urls(task_env, weather_raw, http
         (["train", "x/", "-p", "alpha"], "-p 'alpha': expected KEY=VALUE"),
     ],
 )
-def test_bad_input_exits_2_naming_it(task_env, args, message):
-    proc = mlpipe(*args)
+def test_bad_input_exits_2_naming_it(task_env, cli, args, message):
+    proc = cli(*args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
 
 
-def test_only_corrupt_files_and_unknown_plugin(task_env, tmp_path, monkeypatch):
+def test_only_corrupt_files_and_unknown_plugin(task_env, cli, tmp_path, monkeypatch):
     bad = tmp_path / "bad.csv"
     bad.write_text("this is not\x00 weather\n")
-    proc = mlpipe("load-raw", str(bad))
+    proc = cli("load-raw", str(bad))
     assert proc.returncode == 2
     assert "all 1 raw file(s) are unusable and were quarantined under" in proc.stderr
     monkeypatch.setenv("MLPIPE_MODEL_PLUGIN", "nosuch")
-    proc = mlpipe("load-raw", str(bad))
+    proc = cli("load-raw", str(bad))
     assert proc.returncode == 2 and "no model plugin named 'nosuch'; known: weather" in proc.stderr
 
 
-def test_missing_model_and_refused_promotion_exit_codes(task_env, weather_raw):
+def test_missing_model_and_refused_promotion_exit_codes(task_env, cli, weather_raw):
     from mlpipe.tasks import run_task
     from mlpipe.tasks.context import TaskContext
 
@@ -113,16 +128,16 @@ def test_missing_model_and_refused_promotion_exit_codes(task_env, weather_raw):
     pre = run_task("preprocess", {"raw": raw.outputs["raw"]}, {}, ctx=ctx)
     data_id = pre.outputs["preprocessed"][0]["id"]
     name = task_env["MLPIPE_MODEL_NAME"]
-    proc = mlpipe("infer", data_id, "--model", f"models:/{name}@production")
+    proc = cli("infer", data_id, "--model", f"models:/{name}@production")
     assert proc.returncode == 2 and f"no registered model '{name}'" in proc.stderr
     run_task("train", {"data": pre.outputs["preprocessed"]}, {}, ctx=ctx)
     run_task("train", {"data": pre.outputs["preprocessed"]}, {"alpha": 80}, ctx=ctx)
-    assert mlpipe("promote", name, "1").returncode == 0
-    proc = mlpipe("promote", name, "2", "--if-better", "rmse")
+    assert cli("promote", name, "1").returncode == 0
+    proc = cli("promote", name, "2", "--if-better", "rmse")
     assert proc.returncode == 1 and "refused" in proc.stderr and "stays at version 1" in proc.stderr
-    proc = mlpipe("promote", name, "2", "--if-better", "accuracy")
+    proc = cli("promote", name, "2", "--if-better", "accuracy")
     assert proc.returncode == 2 and "reports mae, r2, rmse" in proc.stderr
-    proc = mlpipe("infer", data_id, "--model", f"models:/{name}/7")
+    proc = cli("infer", data_id, "--model", f"models:/{name}/7")
     assert proc.returncode == 2 and "has no version 7 (versions 1, 2; aliases production->1)" in (
         proc.stderr
     )

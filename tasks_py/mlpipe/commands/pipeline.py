@@ -28,9 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _context():
+    """Config and model plugin only: MLflow is set up once the pipeline is known good."""
+    from mlpipe.config import load_config
     from mlpipe.tasks.context import TaskContext
 
-    return TaskContext.from_config()
+    return TaskContext(load_config())
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -44,12 +46,15 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mlpipe.pipeline.executors import get_executor
     from mlpipe.pipeline.runner import check, run_pipeline
 
     ctx = _context()
     _, report = check(args.file, ctx)
+    get_executor(args.executor)  # an unknown executor is bad input before anything runs
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    ctx.setup_mlflow()
     outcomes = run_pipeline(args.file, ctx, args.executor, args.force, args.workers)
     for name, out in outcomes.items():
         run = f" run {out.run_id}" if out.run_id else ""

@@ -50,8 +50,7 @@ class TaskContext:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         if cfg.tracking_token:
             os.environ.setdefault("MLFLOW_TRACKING_TOKEN", cfg.tracking_token)
-        mlflow.set_tracking_uri(cfg.tracking_uri)
-        mlflow.set_registry_uri(cfg.tracking_uri)
+        mlflow.set_tracking_uri(cfg.tracking_uri)  # the registry follows it
 
     def experiment_id(self, name: str | None = None) -> str:
         """The id of experiment ``name`` (default ``[pipeline] experiment``), created if new."""
