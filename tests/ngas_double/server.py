@@ -5,7 +5,11 @@ It replays the behaviours recorded from a real NGAS 12.0 server in
 JSON shapes), keeps files on disk under ``root`` and its catalogue in memory:
 
 * ``STATUS`` -> 200 status XML, State ONLINE.
-* ``QARCHIVE`` (POST, ``filename``, ``file_id``, ``mime_type``): a body without a
+* ``QARCHIVE`` (POST, ``filename``, ``file_id``, ``mime_type``): a mime type with
+  no Stream in the server configuration -> 400 ``Unknown mime type: <type>``
+  (real NGAS 12.0, ngamsArchiveUtils; the double knows the Streams of the
+  upstream sample configuration the recordings were made with, see
+  :data:`SAMPLE_CONFIG_MIME_TYPES`; ``mime_types=None`` accepts any). A body without a
   usable ``Content-Length`` (absent, 0, or chunked) -> 411. Without ``file_id``
   the id is the *basename* of ``filename``. Re-archiving an id adds a version.
   The body is written to a staging file and catalogued only once complete, so
@@ -148,11 +152,45 @@ def like_to_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL | re.IGNORECASE)
 
 
+# Mime types with a <Stream> in NGAS 12.0's cfg/sample_server_config.xml: the
+# only ones QARCHIVE accepts there.
+SAMPLE_CONFIG_MIME_TYPES = frozenset(
+    {
+        "application/octet-stream",
+        "application/pdf",
+        "application/x-cfits",
+        "application/x-clog",
+        "application/x-gfits",
+        "application/x-gtar",
+        "application/x-hfits",
+        "application/x-nglog",
+        "application/x-tar",
+        "cal/x-fits",
+        "cal/x-tfits",
+        "image/x-fits",
+        "image/x-fitshdr",
+        "multialma/related",
+        "ngas/nglog",
+        "ngas/paf",
+        "non/existing",
+        "text/ascii",
+        "text/log-file",
+    }
+)
+
+
 class NgasDouble:
     """The double: ``start()`` it, use ``url``, ``stop()`` it (or use ``with``)."""
 
-    def __init__(self, root: Path | str, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        root: Path | str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        mime_types: frozenset[str] | None = SAMPLE_CONFIG_MIME_TYPES,
+    ) -> None:
         self.root = Path(root)
+        self.mime_types = mime_types
         self.host = host
         self.port = port
         self.faults = Faults()
@@ -328,6 +366,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         mime = params.get("mime_type") or "application/octet-stream"
+        if d.mime_types is not None and mime not in d.mime_types:
+            self._drain()
+            self._status(400, f"Unknown mime type: {mime}")
+            return
         staging = d.root / "staging" / f"{threading.get_ident()}-{os.urandom(6).hex()}"
         die_at = size // 2 if d.faults.take("die_mid_upload") else None
         start = dt.datetime.now()

@@ -181,3 +181,36 @@ def test_truncated_download_is_retried(ngas_double, ngas_client, ngas_prefix, tm
     ngas_double.faults.truncate_retrieve = 1
     ngas_client.retrieve(fid, tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == src.read_bytes()
+
+
+def test_mime_type_without_stream_is_stored_as_octet_stream(
+    ngas_server, ngas_prefix, tmp_path, caplog
+):
+    """NGAS archives only mime types with a Stream (sample config: no text/plain)."""
+    client = NgasClient(ngas_server.url, retries=1, backoff=0.01)
+    raw = requests.post(
+        f"{ngas_server.url}/QARCHIVE",
+        params={
+            "filename": f"{ngas_prefix}/x",
+            "file_id": f"{ngas_prefix}/x",
+            "mime_type": "text/plain",
+        },
+        data=b"some text\n",
+        timeout=30,
+    )
+    assert raw.status_code == 400 and "Unknown mime type: text/plain" in raw.text
+
+    src = tmp_path / "notes.txt"
+    src.write_text("observing log\n")
+    sent = client.requests_sent
+    info = client.archive(src, f"{ngas_prefix}/notes.txt", mime_type="text/plain")
+    assert info.mime_type == "application/octet-stream"
+    assert client.requests_sent - sent == 2  # refused once, then stored
+    assert "no Stream for text/plain" in caplog.text
+    out = tmp_path / "back.txt"
+    client.retrieve(f"{ngas_prefix}/notes.txt", out)
+    assert out.read_bytes() == src.read_bytes()
+
+    sent = client.requests_sent  # the client remembers: no second refusal
+    client.archive(src, f"{ngas_prefix}/notes2.txt", mime_type="text/plain")
+    assert client.requests_sent - sent == 1

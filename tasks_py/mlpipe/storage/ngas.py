@@ -174,6 +174,7 @@ class NgasClient:
         self.progress = progress
         self.session = session or requests.Session()
         self.requests_sent = 0
+        self._refused_mime_types: set[str] = set()  # no Stream on this server
 
     @classmethod
     def from_config(cls, config: Any = None, url: str | None = None) -> NgasClient:
@@ -317,15 +318,32 @@ class NgasClient:
             bodies.append(_UploadBody(path, size, bar.update))
             return bodies[-1]
 
-        # filename=file_id (not the basename): NGAS names the stored file after
-        # `filename` (slashes become '~'), so equal basenames of different ids
-        # cannot meet on one volume.
-        params = {"filename": file_id, "file_id": file_id, "mime_type": mime_type}
+        if mime_type in self._refused_mime_types:
+            mime_type = DEFAULT_MIME
         try:
-            resp = self._request("POST", "QARCHIVE", params, body=make_body, what=file_id)
+            try:
+                resp = self._qarchive(file_id, mime_type, make_body)
+                _, root = self._xml_ok(resp, "QARCHIVE", file_id)
+            except NgasError as exc:
+                # A server archives only mime types its configuration has a
+                # Stream for (real NGAS: 400 "Unknown mime type: ..."). Every
+                # server has application/octet-stream: store it as that instead.
+                if mime_type == DEFAULT_MIME or "Unknown mime type" not in exc.ngas_message:
+                    raise
+                log.warning(
+                    "NGAS %s has no Stream for %s; archiving %s as %s (add the mime type to "
+                    "the server configuration to keep it)",
+                    self.url,
+                    mime_type,
+                    file_id,
+                    DEFAULT_MIME,
+                )
+                self._refused_mime_types.add(mime_type)
+                mime_type = DEFAULT_MIME
+                resp = self._qarchive(file_id, mime_type, make_body)
+                _, root = self._xml_ok(resp, "QARCHIVE", file_id)
         finally:
             bar.close()
-        _, root = self._xml_ok(resp, "QARCHIVE", file_id)
         disk = root.find("DiskStatus")
         fstat = root.find(".//FileStatus")
         if fstat is None:
@@ -350,6 +368,15 @@ class NgasClient:
                 "was corrupted. Archive it again (a new version will be created)."
             )
         return info
+
+    def _qarchive(
+        self, file_id: str, mime_type: str, make_body: Callable[[], _UploadBody]
+    ) -> requests.Response:
+        # filename=file_id (not the basename): NGAS names the stored file after
+        # `filename` (slashes become '~'), so equal basenames of different ids
+        # cannot meet on one volume.
+        params = {"filename": file_id, "file_id": file_id, "mime_type": mime_type}
+        return self._request("POST", "QARCHIVE", params, body=make_body, what=file_id)
 
     def query_like(self, pattern: str) -> list[FileInfo]:
         """Raw ``files_like`` query: every version of every id matching the LIKE pattern."""
