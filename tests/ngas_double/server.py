@@ -21,8 +21,10 @@ JSON shapes), keeps files on disk under ``root`` and its catalogue in memory:
   the recorded keys and key order, one row per version; LIKE is SQLite's
   (``%``, ``_``, ASCII case-insensitive).
 * ``CHECKFILE`` -> ``NGAMS_INFO_FILE_OK:4056``; ``REMFILE`` without ``disk_id``
-  -> 400 ``NGAMS_ER_CMD_SYNTAX:4035``; with disk_id, file_id, file_version and
-  ``execute=1`` it deletes that version.
+  -> 400 ``NGAMS_ER_CMD_SYNTAX:4035``; with disk_id, file_id and ``execute=1``
+  -> 200 with Status FAILURE ``NGAMS_WA_FILE_COPIES:4046`` (NGAS 12.0 deletes
+  only files held in 3 copies on different disks; a single-node archive holds
+  one); ``execute=0`` reports what would be selected.
 * any other command -> 404 ``Command not found``.
 
 Stored names follow the recordings: ``MWAArchive/<date>/<version>/<filename
@@ -296,8 +298,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _status(self, code: int, message: str, extra: str = "", request: str = "") -> None:
-        status = "SUCCESS" if code == 200 else "FAILURE"
+    def _status(
+        self, code: int, message: str, extra: str = "", request: str = "", failure: bool = False
+    ) -> None:
+        status = "SUCCESS" if code == 200 and not failure else "FAILURE"
         body = status_xml(message, status, extra, self.double.port, request)
         self._reply(code, body, "text/xml")
 
@@ -563,15 +567,21 @@ class _Handler(BaseHTTPRequestHandler):
                 for f in d.files.get(file_id, [])
                 if f.disk_id == disk_id and (version is None or f.version == version)
             ]
-            if params.get("execute") == "1":
-                for f in victims:
-                    d.files[file_id].remove(f)
-                    d.order.remove(f)
-                    d.path_of(f).unlink(missing_ok=True)
-                if file_id in d.files and not d.files[file_id]:
-                    del d.files[file_id]
         if not victims:
             self._unavailable(file_id, version)
+            return
+        if params.get("execute") == "1":
+            # Real NGAS 12.0 (commands/remfile.py) removes a file only when it
+            # holds at least 3 copies on different disks; the double holds one
+            # copy of everything, so it refuses, with HTTP 200 and a FAILURE
+            # status, exactly as the real single-node server does.
+            self._status(
+                200,
+                "NGAMS_WA_FILE_COPIES:4046:WARNING: One or more files requested to be deleted "
+                "are not available in at least 3 independent copies within this NGAS system. "
+                f"Cannot remove item: {disk_id}/{file_id}/{version}",
+                failure=True,
+            )
             return
         done = "removed" if params.get("execute") == "1" else "selected for removal (execute=0)"
         self._status(200, f"NGAMS_INFO_REM_FILES:4113:INFO: {len(victims)} file(s) {done}.")

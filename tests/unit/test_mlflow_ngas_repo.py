@@ -41,16 +41,16 @@ def test_listing_synthesises_dirs_newest_version_only(repo, ngas_client, tmp_pat
     assert (out / "dir" / "e" / "f.txt").read_text() == "f"
 
 
-def test_delete_removes_every_version(repo, tmp_path):
+def test_delete_is_refused_with_clear_error_and_nothing_lost(repo, tmp_path):
+    """NGAS deletes only files held in 3 copies, so MLflow's delete fails clearly."""
     f = tmp_path / "x.txt"
     f.write_text("x")
     repo.log_artifact(str(f), "sub")
-    repo.log_artifact(str(f), "sub")
     repo.log_artifact(str(f))
-    repo.delete_artifacts("sub")
-    assert [i.path for i in repo.list_artifacts()] == ["x.txt"]
-    repo.delete_artifacts()
-    assert repo.list_artifacts() == []
+    with pytest.raises(MlflowException, match="at least 3 copies"):
+        repo.delete_artifacts("sub")
+    assert sorted(i.path for i in repo.list_artifacts()) == ["sub", "x.txt"]
+    assert [i.path for i in repo.list_artifacts("sub")] == ["sub/x.txt"]
 
 
 def test_empty_file_refused_with_clear_error(repo, tmp_path):
@@ -97,6 +97,9 @@ def test_cli_ngas_and_cache(ngas_server, ngas_prefix, tmp_path, monkeypatch, cap
     assert cli.main(["ngas", "retrieve", "no/such/file", str(tmp_path / "n")]) == 1
     assert "not in NGAS" in capsys.readouterr().err
     assert cli.main(["ngas", "rm", fid]) == 2
-    assert cli.main(["ngas", "rm", fid, "--yes"]) == 0
+    capsys.readouterr()
+    assert cli.main(["ngas", "rm", fid, "--yes"]) == 1  # NGAS keeps single copies
+    assert "refused to delete" in capsys.readouterr().err
+    assert cli.main(["ngas", "ls", fid]) == 0 and fid in capsys.readouterr().out
     assert cli.main(["cache", "prune", "--all"]) == 0
     assert "removed 1 file" in capsys.readouterr().out

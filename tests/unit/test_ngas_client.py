@@ -12,6 +12,7 @@ import requests
 from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.storage import (
     ChecksumMismatch,
+    DeleteRefused,
     NgasClient,
     NgasError,
     NgasNotFound,
@@ -97,7 +98,8 @@ def test_unknown_command_is_404(ngas_client):
     assert info.value.http_status == 404
 
 
-def test_delete_needs_disk_id_and_removes_versions(ngas_client, ngas_prefix, tmp_path):
+def test_delete_needs_disk_id_and_is_refused_for_single_copies(ngas_client, ngas_prefix, tmp_path):
+    """NGAS deletes only files held in 3 copies: a clear refusal, nothing lost."""
     src = _file(tmp_path, "f", 100)
     fid = f"{ngas_prefix}/del/f"
     ngas_client.archive(src, fid)
@@ -108,11 +110,13 @@ def test_delete_needs_disk_id_and_removes_versions(ngas_client, ngas_prefix, tmp
         timeout=10,
     )
     assert r.status_code == 400 and "NGAMS_ER_CMD_SYNTAX:4035" in r.text
-    removed = ngas_client.delete(fid, version=1)
-    assert [x.version for x in removed] == [1]
-    assert [v.version for v in ngas_client.versions(fid)] == [2]
-    ngas_client.delete(fid)
-    assert not ngas_client.exists(fid)
+    with pytest.raises(DeleteRefused, match="at least 3 copies") as err:
+        ngas_client.delete(fid, version=1)
+    assert "NGAMS_WA_FILE_COPIES:4046" in err.value.ngas_message
+    assert [v.version for v in ngas_client.versions(fid)] == [1, 2]
+    out = tmp_path / "back"
+    ngas_client.retrieve(fid, out, version=1)
+    assert out.read_bytes() == src.read_bytes()
 
 
 def test_checkfile(ngas_client, ngas_prefix, tmp_path):

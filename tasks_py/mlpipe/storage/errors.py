@@ -30,6 +30,10 @@ class NgasUnavailable(NgasError):
     """NGAS could not be reached (connection errors / 5xx) even after the retries."""
 
 
+class DeleteRefused(NgasError):
+    """NGAS refused a REMFILE (it deletes only files it holds in 3 copies)."""
+
+
 class ChecksumMismatch(NgasError):
     """Bytes received or sent do not match NGAS's crc32; nothing was kept."""
 

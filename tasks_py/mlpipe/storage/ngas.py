@@ -34,6 +34,7 @@ import requests
 from mlpipe.storage.errors import (
     BadFileId,
     ChecksumMismatch,
+    DeleteRefused,
     NgasError,
     NgasNotFound,
     NgasUnavailable,
@@ -518,7 +519,19 @@ class NgasClient:
                 "execute": 1,
             }
             what = f"{row.file_id} version {row.version}"
-            self._xml_ok(self._request("GET", "REMFILE", params, what=what), "REMFILE", what)
+            try:
+                self._xml_ok(self._request("GET", "REMFILE", params, what=what), "REMFILE", what)
+            except NgasError as exc:
+                if "NGAMS_WA_FILE_COPIES" not in exc.ngas_message:
+                    raise
+                raise DeleteRefused(
+                    f"NGAS at {self.url} refused to delete {what}: NGAS deletes a file only "
+                    "while it holds at least 3 copies of it on different disks, and this "
+                    "archive holds fewer. Nothing was deleted. Leave the file (NGAS keeps "
+                    "every version), or have the NGAS operator remove it.",
+                    command="REMFILE",
+                    ngas_message=exc.ngas_message,
+                ) from None
         return rows
 
 
