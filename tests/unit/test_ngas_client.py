@@ -85,7 +85,7 @@ def test_empty_file_refused_before_sending(ngas_client, ngas_prefix, tmp_path):
 def test_server_answers_411_for_empty_body(ngas_server):
     r = requests.post(
         f"{ngas_server.url}/QARCHIVE",
-        params={"file_id": "x", "filename": "x"},
+        params={"file_id": "x", "filename": "x", "mime_type": "application/octet-stream"},
         data=b"",
         timeout=10,
     )
