@@ -1,0 +1,233 @@
+"""Checks of the mlflow role after an upgrade from the previous release.
+
+prepare.yml installed the previous release and logged a run, an artifact and
+a model version; converge.yml upgraded. Everything here talks to the real
+server (uvicorn workers, PostgreSQL backend) from inside the host.
+"""
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+VERSION = "3.17.2"
+PREVIOUS = "3.16.1"
+VENV = "/opt/mlflow/venv"
+
+
+def _secret(name):
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], name).read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def url(host):
+    return f"http://{host.check_output('hostname -I').split()[0]}:5000"
+
+
+def _python(host, url, code, user="admin", password=None):
+    """Run code with the MLflow client of the venv; credentials via the environment."""
+    env = f"MLFLOW_TRACKING_URI={url} HOME=/root"
+    if password is not None:
+        env += f" MLFLOW_TRACKING_USERNAME={user} MLFLOW_TRACKING_PASSWORD={password}"
+    script = textwrap.dedent(code)
+    return host.run(f"env {env} {VENV}/bin/python - <<'EOF'\n{script}\nEOF")
+
+
+def _curl_status(host, url, path, *args):
+    cmd = "curl -s -o /dev/null -w '%%{http_code}' " + " ".join(["%s"] * len(args)) + " %s"
+    return host.check_output(cmd, *args, url + path)
+
+
+def test_service_runs_as_mlflow(host):
+    svc = host.service("mlflow")
+    assert svc.is_running
+    assert svc.is_enabled
+    main_pid = host.check_output("systemctl show -P MainPID mlflow")
+    assert host.check_output(f"ps -o user= -p {main_pid}") == "mlflow"
+
+
+def test_unit_is_hardened(host):
+    props = dict(
+        line.split("=", 1)
+        for line in host.check_output(
+            "systemctl show mlflow -p NoNewPrivileges -p ProtectSystem -p PrivateTmp "
+            "-p ReadWritePaths -p ProtectHome -p User"
+        ).splitlines()
+    )
+    assert props["NoNewPrivileges"] == "yes"
+    assert props["ProtectSystem"] == "strict"
+    assert props["PrivateTmp"] == "yes"
+    assert props["ProtectHome"] == "yes"
+    assert props["ReadWritePaths"] == "/var/lib/mlflow"
+    assert props["User"] == "mlflow"
+
+
+def test_uses_uvicorn_with_auth_and_allowed_hosts(host):
+    cmdline = host.check_output("systemctl show -P ExecStart mlflow")
+    for flag in ("--workers 2", "--app-name basic-auth", "--allowed-hosts", "--serve-artifacts"):
+        assert flag in cmdline
+    assert "gunicorn" not in cmdline
+    assert "uvicorn" in host.check_output("ps -eo args")
+
+
+def test_no_secret_on_any_command_line(host):
+    args = host.check_output("ps -eo args")
+    assert _secret("mlflow_db_password") not in args
+    assert _secret("mlflow_admin_password") not in args
+
+
+def test_secret_files_are_private(host):
+    pgpass = host.file("/etc/mlflow/pgpass")
+    assert (pgpass.user, pgpass.mode) == ("mlflow", 0o600)
+    ini = host.file("/etc/mlflow/basic_auth.ini")
+    assert (ini.user, ini.group, ini.mode) == ("root", "mlflow", 0o640)
+    assert ini.content_string.startswith("#")
+
+
+def test_listens_on_private_address_only(host, url):
+    local = host.check_output("ss -Hltn 'sport = :5000'").split()[3]
+    assert url.endswith(local)
+
+
+def test_health(host, url):
+    assert _curl_status(host, url, "/health") == "200"
+
+
+def test_upgraded_in_place(host):
+    out = host.check_output(
+        f"{VENV}/bin/python -c 'import importlib.metadata as m; print(m.version(\"mlflow\"))'"
+    )
+    assert out == VERSION
+    assert host.file("/var/lib/mlflow/.schema-version").content_string.strip() == VERSION
+
+
+@pytest.mark.parametrize("db", ["mlflow", "mlflow_auth"])
+def test_backup_taken_before_upgrade(host, db):
+    dumps = host.check_output(
+        f"ls /var/backups/mlflow/ | grep -- '-mlflow-{PREVIOUS}-to-{VERSION}-{db}.dump$' || true"
+    ).split()
+    assert len(dumps) == 1, dumps
+    listing = host.run(f"pg_restore --list /var/backups/mlflow/{dumps[0]}")
+    assert listing.rc == 0, listing.stderr
+    assert "TABLE public" in listing.stdout
+
+
+def test_postgresql_not_restarted_by_the_upgrade(host):
+    # the upgrade changed MLflow only: PostgreSQL runs since before the backup
+    pg_since = int(
+        host.check_output("systemctl show -P ActiveEnterTimestampMonotonic postgresql@15-main")
+    )
+    mlflow_since = int(host.check_output("systemctl show -P ActiveEnterTimestampMonotonic mlflow"))
+    assert 0 < pg_since < mlflow_since
+
+
+def test_data_survived_the_upgrade(host, url):
+    res = _python(
+        host,
+        url,
+        """
+        import json, mlflow
+        from mlflow import MlflowClient
+        client = MlflowClient()
+        exp = client.get_experiment_by_name("upgrade-check")
+        runs = client.search_runs([exp.experiment_id], "attributes.run_name = 'before-upgrade'")
+        run = runs[0]
+        text = mlflow.artifacts.load_text(run.info.artifact_uri + "/notes/kept.txt")
+        versions = client.search_model_versions("name = 'upgrade-model'")
+        print(json.dumps({
+            "runs": len(runs),
+            "param": run.data.params["alpha"],
+            "metric": run.data.metrics["rmse"],
+            "text": text,
+            "versions": [v.run_id for v in versions],
+            "run_id": run.info.run_id,
+        }))
+        """,
+        password=_secret("mlflow_admin_password"),
+    )
+    assert res.rc == 0, res.stderr
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    assert data["runs"] == 1
+    assert data["param"] == "0.5"
+    assert data["metric"] == 1.25
+    assert data["text"] == "kept across upgrades\n"
+    assert data["versions"] == [data["run_id"]]
+
+
+def test_run_logged_with_credentials(host, url):
+    res = _python(
+        host,
+        url,
+        """
+        import mlflow
+        mlflow.set_experiment("verify")
+        with mlflow.start_run() as run:
+            mlflow.log_metric("loss", 0.5)
+            mlflow.log_text("artifact via the proxy\\n", "out/a.txt")
+        got = mlflow.get_run(run.info.run_id)
+        assert got.data.metrics["loss"] == 0.5
+        print(run.info.run_id)
+        """,
+        password=_secret("mlflow_admin_password"),
+    )
+    assert res.rc == 0, res.stderr
+    run_id = res.stdout.strip().splitlines()[-1]
+    # artifacts proxied to the local fallback directory, owned by the service
+    found = host.check_output(f"find /var/lib/mlflow/artifacts -path '*{run_id}*/out/a.txt'")
+    assert host.file(found).user == "mlflow"
+    # and the run is in PostgreSQL
+    count = host.check_output(
+        "runuser -u postgres -- psql -X -A -t -d mlflow -c "
+        f"\"select count(*) from runs where run_uuid = '{run_id}'\""
+    )
+    assert count == "1"
+
+
+def test_run_refused_without_credentials(host, url):
+    res = _python(
+        host,
+        url,
+        """
+        import mlflow
+        mlflow.set_experiment("verify-anonymous")
+        """,
+    )
+    assert res.rc != 0
+    assert "401" in res.stderr or "Unauthorized" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [[], ["-u", "admin:password1234"], ["-u", "admin:not-the-admin-password"]],
+    ids=["anonymous", "legacy-default-password", "wrong-password"],
+)
+def test_api_refused_without_valid_credentials(host, url, auth):
+    path = "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert _curl_status(host, url, path, *auth) == "401"
+
+
+def test_api_accepts_admin(host, url):
+    path = "/api/2.0/mlflow/experiments/search?max_results=1"
+    auth = ["-u", "admin:" + _secret("mlflow_admin_password")]
+    assert _curl_status(host, url, path, *auth) == "200"
+
+
+def test_foreign_host_header_refused(host, url):
+    # (/health is exempt from the check: load balancers probe it by address)
+    path = "/api/2.0/mlflow/experiments/search?max_results=1"
+    auth = ["-u", "admin:" + _secret("mlflow_admin_password")]
+    status = _curl_status(host, url, path, "-H", "Host: evil.example", *auth)
+    assert status in ("400", "403"), status
+
+
+def test_ngas_artifact_plugin_installed(host):
+    res = host.run(
+        f"{VENV}/bin/python -c "
+        "'from importlib.metadata import entry_points; "
+        '(ep,) = entry_points(group="mlflow.artifact_repository", name="ngas"); '
+        "print(ep.load().__name__)'"
+    )
+    assert res.rc == 0, res.stderr
+    assert res.stdout.strip() == "NgasArtifactRepository"
