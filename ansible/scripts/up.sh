@@ -25,6 +25,9 @@ ansible/scripts/run-playbook.sh local-cluster ansible/local-cluster.yml -i "$inv
 echo "== site"
 ansible/scripts/run-playbook.sh site ansible/site.yml -i "$inv" "${extra[@]}"
 
+echo "== demo pipeline"
+ansible/scripts/demo.sh
+
 total=$(awk '{t+=$1} END{print t+0}' "$changes")
 echo
 if [ "$total" -eq 0 ]; then
