@@ -20,7 +20,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
+import yaml
 
+from mlpipe.storage import NgasClient
 from ngas_double import NgasDouble
 
 TOP = Path(__file__).resolve().parents[2]
@@ -35,6 +38,7 @@ HOSTS = [
     "mlpipe-web",
 ]
 SENTINEL = "mlpipe-e2e-sentinel"
+MLFLOW = "http://127.0.0.1:5000"  # published on the loopback by the local cluster
 
 pytestmark = pytest.mark.timeout(3600)
 
@@ -128,6 +132,7 @@ def test_up_creates_every_host(ngas_env: dict[str, str], sentinel: str) -> None:
     proc = make("up", ngas_env)
     assert proc.returncode == 0
     assert "make up: done" in proc.stdout
+    assert "demo: 8 step(s) ran, 0 unchanged" in proc.stdout
     names = sh(
         "docker", "ps", "--filter", f"label={LABEL}", "--format", "{{.Names}}"
     ).stdout.split()
@@ -135,6 +140,75 @@ def test_up_creates_every_host(ngas_env: dict[str, str], sentinel: str) -> None:
     for host in HOSTS:
         state = sh("docker", "exec", host, "systemctl", "is-system-running", check=False).stdout
         assert state.strip() in ("running", "degraded"), f"{host}: systemd is {state!r}"
+
+
+def _admin_password() -> str:
+    out = subprocess.run(
+        [
+            str(TOP / ".venv/bin/ansible-vault"),
+            "view",
+            str(TOP / "inventories/local/group_vars/all/vault.yml"),
+        ],
+        env=dict(os.environ, ANSIBLE_VAULT_PASSWORD_FILE=str(TOP / ".vault-pass")),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return yaml.safe_load(out)["vault_mlflow_admin_password"]
+
+
+def _ngas_url(ngas_env: dict[str, str]) -> str:
+    if ngas_env.get("NGAS_URL"):
+        return ngas_env["NGAS_URL"]
+    ip = sh(
+        "docker",
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        "mlpipe-ngas",
+    )
+    return f"http://{ip.stdout.strip()}:7777"
+
+
+def test_mlflow_answers_and_requires_credentials() -> None:
+    assert requests.get(f"{MLFLOW}/health", timeout=30).status_code == 200
+    search = f"{MLFLOW}/api/2.0/mlflow/experiments/search"
+    anonymous = requests.post(search, json={"max_results": 10}, timeout=30)
+    assert anonymous.status_code == 401
+    wrong = requests.post(search, json={"max_results": 10}, auth=("admin", "not-it"), timeout=30)
+    assert wrong.status_code == 401
+    ok = requests.post(
+        search, json={"max_results": 10}, auth=("admin", _admin_password()), timeout=30
+    )
+    assert ok.status_code == 200, ok.text
+
+
+def test_demo_pipeline_left_a_production_model_with_artifacts_on_ngas(
+    ngas_env: dict[str, str],
+) -> None:
+    auth = ("admin", _admin_password())
+    alias = requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
+        params={"name": "seattle-weather", "alias": "production"},
+        auth=auth,
+        timeout=30,
+    )
+    assert alias.status_code == 200, alias.text
+    version = alias.json()["model_version"]
+    run = requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/runs/get",
+        params={"run_id": version["run_id"]},
+        auth=auth,
+        timeout=30,
+    ).json()["run"]
+    metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
+    assert 0 < metrics["rmse"] < 10, metrics  # degrees C on held-out days
+    # the model's files went through MLflow's proxy into NGAS
+    client = NgasClient(_ngas_url(ngas_env), retries=1)
+    stored = [f.file_id for f in client.list("mlflow/")]
+    assert any(fid.endswith("/MLmodel") for fid in stored), stored[:20]
+    predictions = client.list("mlpipe/weather/predictions/")
+    assert predictions and all(p.size > 0 for p in predictions)
 
 
 def test_hosts_reach_each_other_by_name() -> None:
@@ -161,6 +235,7 @@ def test_only_loopback_ports_are_published() -> None:
 def test_second_up_changes_nothing(ngas_env: dict[str, str]) -> None:
     proc = make("up", ngas_env)
     assert proc.returncode == 0
+    assert "demo: 0 step(s) ran, 8 unchanged" in proc.stdout
     assert "make up: nothing changed" in proc.stdout
 
 
