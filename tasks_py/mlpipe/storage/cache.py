@@ -32,6 +32,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -123,9 +124,13 @@ class ReadCache:
         self._clients: dict[str, NgasClient] = {}
         self._probes: dict[str, tuple[float, ProbeResult]] = {}
         self._warned: set[tuple[str, str]] = set()  # stale warnings given (once per file)
+        self._conns = threading.local()  # one index connection per thread
         (self.dir / "objects").mkdir(parents=True, exist_ok=True)
         (self.dir / "locks").mkdir(exist_ok=True)
-        with self._db() as db:
+        # WAL is a property of the database file: switch it on once, with the
+        # schema, while no other process can be creating the index too.
+        with FileLock(str(self.dir / "locks" / "index.lock"), timeout=60), self._db() as db:
+            db.execute("PRAGMA journal_mode = WAL")
             db.executescript(_SCHEMA)
 
     @classmethod
@@ -150,17 +155,18 @@ class ReadCache:
     # ------------------------------------------------------------ plumbing
     @contextlib.contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.dir / "index.sqlite3", timeout=60, isolation_level=None)
-        try:
+        """The index connection of this thread (opened once: a warm hit costs
+        two statements, not a connection set-up). Statements autocommit."""
+        db: sqlite3.Connection | None = getattr(self._conns, "db", None)
+        if db is None or self._conns.pid != os.getpid():  # a forked child opens its own
+            db = sqlite3.connect(self.dir / "index.sqlite3", timeout=60, isolation_level=None)
             db.execute("PRAGMA busy_timeout = 60000")
-            # WAL + NORMAL: no fsync per hit; the index can lose the last
-            # access times on power loss, never the files' integrity (each
-            # entry is re-checked against its file size on lookup).
-            db.execute("PRAGMA journal_mode = WAL")
+            # WAL (set in __init__) + NORMAL: no fsync per hit; the index can
+            # lose the last access times on power loss, never the files'
+            # integrity (each entry is re-checked against its file size on lookup).
             db.execute("PRAGMA synchronous = NORMAL")
-            yield db
-        finally:
-            db.close()
+            self._conns.db, self._conns.pid = db, os.getpid()
+        yield db
 
     def _count(self, db: sqlite3.Connection, name: str, amount: float = 1) -> None:
         db.execute(
