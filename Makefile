@@ -56,10 +56,12 @@ test-e2e: $(STAMP) $(TOP)/.vault-pass ## Multi-host tests on the local cluster
 	@ansible/scripts/ensure-docker.sh
 	@pytest tests/e2e $(PYTEST_ARGS)
 
-lint: $(STAMP) $(TOP)/.vault-pass ## ansible-lint (production), yamllint, ruff, terraform fmt + checkov
+lint: $(STAMP) $(TOP)/.vault-pass ## yamllint, ansible-lint (production), ruff, mypy --strict, shellcheck, terraform fmt + checkov
 	@echo "lint: yamllint"; yamllint -s .
 	@echo "lint: ansible-lint (production profile)"; cd ansible && ansible-lint --profile production -q $(TOP)/ansible $(TOP)/roles
 	@echo "lint: ruff"; ruff check tasks_py tests bench ansible roles terraform && ruff format --check tasks_py tests bench ansible roles terraform
+	@echo "lint: mypy --strict (tasks_py/mlpipe)"; mypy --strict tasks_py/mlpipe
+	@echo "lint: shellcheck"; git ls-files -z '*.sh' | xargs -0r shellcheck
 	@$(MAKE) lint-terraform
 
 lint-terraform: $(STAMP) ## terraform fmt -check and checkov (offline)
