@@ -15,10 +15,11 @@ export PYTHONUNBUFFERED := 1
 ROLE ?=
 PYTEST_ARGS ?=
 
-.PHONY: help up down test test-unit test-roles test-e2e lint lint-terraform bench provision destroy venv clean
+
+.PHONY: help wheel host-tools up down test test-unit test-roles test-e2e lint lint-terraform bench provision destroy venv clean
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@echo "venv: installing pinned tools and the mlpipe package into $(VENV) (first use only)"
@@ -27,41 +28,66 @@ $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
 	@touch $@
 
+# Debian packages the controller needs for lint (installed when missing; root + apt)
+HOST_TOOLS := shellcheck
+host-tools:
+	@missing=""; for t in $(HOST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "host-tools: ERROR:$$missing missing and cannot be installed here (need root and apt-get): install the Debian package(s)$$missing and run again" >&2; exit 1; fi; \
+	  echo "host-tools: installing Debian package(s)$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+	    || { echo "host-tools: ERROR: apt-get install$$missing failed" >&2; exit 1; }; \
+	fi
+
 venv: $(STAMP) ## Create .venv with the pinned tools (done by every target on first use)
 
 $(TOP)/.vault-pass:
 	@umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
 	@echo "vault: generated $@ (the local inventory's vault password; keep it, never commit it)"
 
-up: $(STAMP) $(TOP)/.vault-pass ## Start the whole platform on local containers, then run the demo pipeline
-	@ansible/scripts/up.sh
+wheel: $(STAMP) ## Build the mlpipe wheel the roles install on hosts (dist/, once per source change)
+	@python ansible/scripts/build_wheel.py
+
+up: $(STAMP) $(TOP)/.vault-pass wheel ## Start the whole platform on local containers, then run the demo pipeline
+	@ansible/scripts/ensure-docker.sh
+	@python ansible/scripts/runbook.py up
 
 down: $(STAMP) ## Remove every container and network `make up` created (and nothing else)
 	@ansible/scripts/ensure-docker.sh
-	@ansible/scripts/run-playbook.sh down ansible/local-cluster.yml -e mlpipe_cluster_state=absent
+	@python ansible/scripts/runbook.py down
+
+# $(call timed,TARGET): run `make TARGET` as one stage of `make test`, timed
+define timed
+	@start=$$(date +%s); echo "=== stage $(1): start $$(date -u +%H:%M:%S)"; \
+	rc=0; $(MAKE) $(1) || rc=$$?; \
+	if [ $$rc -eq 0 ]; then result=ok; else result="FAILED (exit $$rc)"; fi; \
+	echo "=== stage $(1): $$result in $$(( $$(date +%s) - start )) s"; exit $$rc
+endef
 
 test: ## Everything CI checks: lint, unit, roles, end-to-end
-	@ansible/scripts/timed.sh lint $(MAKE) lint
-	@ansible/scripts/timed.sh test-unit $(MAKE) test-unit
-	@ansible/scripts/timed.sh test-roles $(MAKE) test-roles
-	@ansible/scripts/timed.sh test-e2e $(MAKE) test-e2e
+	$(call timed,lint)
+	$(call timed,test-unit)
+	$(call timed,test-roles)
+	$(call timed,test-e2e)
 
 test-unit: $(STAMP) ## Python tests: NGAS client, cache, MLflow plugin, tasks, Terraform wiring
 	@pytest tests/unit tests/terraform $(PYTEST_ARGS)
 
-test-roles: $(STAMP) $(TOP)/.vault-pass ## Molecule scenario of every role (ROLE=name runs one)
+test-roles: $(STAMP) $(TOP)/.vault-pass wheel ## Molecule scenario of every role (ROLE=name runs one)
 	@tests/molecule/run.sh $(ROLE)
 
-test-e2e: $(STAMP) $(TOP)/.vault-pass ## Multi-host tests on the local cluster
+test-e2e: $(STAMP) $(TOP)/.vault-pass wheel ## Multi-host tests on the local cluster
 	@ansible/scripts/ensure-docker.sh
 	@pytest tests/e2e $(PYTEST_ARGS)
 
-lint: $(STAMP) $(TOP)/.vault-pass ## yamllint, ansible-lint (production), ruff, mypy --strict, shellcheck, terraform fmt + checkov
+lint: $(STAMP) $(TOP)/.vault-pass host-tools ## yamllint, ansible-lint (production), ruff, mypy --strict, shellcheck, terraform fmt + checkov
 	@echo "lint: yamllint"; yamllint -s .
 	@echo "lint: ansible-lint (production profile)"; cd ansible && ansible-lint --profile production -q $(TOP)/ansible $(TOP)/roles
 	@echo "lint: ruff"; ruff check tasks_py tests bench ansible roles terraform && ruff format --check tasks_py tests bench ansible roles terraform
 	@echo "lint: mypy --strict (tasks_py/mlpipe)"; mypy --strict tasks_py/mlpipe
-	@echo "lint: shellcheck"; git ls-files -z '*.sh' | xargs -0r shellcheck
+	@echo "lint: shellcheck"; { echo .ci/run; git ls-files --cached --others --exclude-standard '*.sh'; } | xargs -d '\n' shellcheck
 	@$(MAKE) lint-terraform
 
 lint-terraform: $(STAMP) ## terraform fmt -check and checkov (offline)

@@ -56,7 +56,9 @@ if [ "${MLPIPE_BASE_FROM_REGISTRY:-auto}" != no ] && docker pull -q debian:bookw
   } > "$tmp/ctx/Dockerfile"
 else
   command -v debootstrap >/dev/null 2>&1 || {
-    [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null || die "no registry and no debootstrap: install debootstrap (Debian package) and run again."
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
+      die "no registry and no debootstrap: install debootstrap (Debian package) and run again."
+    fi
     log "installing debootstrap"; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   }
   mirror=${MLPIPE_DEBIAN_MIRROR:-}

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Effect of the shared pip wheel cache on package installs in the local cluster
-# and molecule containers (ansible/scripts/container-env.sh, base image's
+# and molecule containers (ansible/scripts/container_env.py, base image's
 # /etc/pip.conf). Installs the same package set into a fresh venv in two fresh
 # containers, first with an empty cache directory, then with the cache the first
 # one filled, and prints the times and their ratio.
 #   BENCH_PIP_PACKAGES  what to install (default: the MLflow server's pin)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-packages=${BENCH_PIP_PACKAGES:-mlflow==3.17.2}
+read -r -a packages <<< "${BENCH_PIP_PACKAGES:-mlflow==3.17.2}"
 "$top/ansible/scripts/ensure-docker.sh"
 image=$("$top/ansible/scripts/build-base-image.sh")
 cache=$(mktemp -d /tmp/mlpipe-bench-pip-XXXXXX)
@@ -25,12 +25,12 @@ one_install() {
   docker exec "$name" python3 -m venv /tmp/venv
   local start end
   start=$(date +%s%N)
-  docker exec "$name" /tmp/venv/bin/pip install -q --disable-pip-version-check $packages >&2
+  docker exec "$name" /tmp/venv/bin/pip install -q --disable-pip-version-check "${packages[@]}" >&2
   end=$(date +%s%N)
   echo $(( (end - start) / 1000000 ))
 }
 
-echo "bench pip-cache: installing '$packages' into a fresh container venv"
+echo "bench pip-cache: installing '${packages[*]}' into a fresh container venv"
 cold=$(one_install)
 echo "bench pip-cache: the cache now holds $(du -sh "$cache" | cut -f1)"
 warm=$(one_install)

@@ -12,8 +12,11 @@ running on this machine; the double is never deployed into the cluster.
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import json
 import os
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -75,6 +78,28 @@ def labelled(kind: str) -> list[str]:
     return out.stdout.split()
 
 
+def host_address_for_containers() -> str:
+    """An address of this machine that containers on any Docker bridge network reach.
+
+    The host's own source address towards the default bridge's subnet, as the
+    kernel routes it (``ip route get``). This does not depend on the engine's
+    state: a freshly started dockerd reports no IPAM gateway for ``bridge``
+    (only its subnet), so the gateway field cannot be relied on. Any local
+    address of the host is reachable from a container (the packets are the
+    host's INPUT, not forwarded between networks).
+    """
+    subnet = sh(
+        "docker", "network", "inspect", "bridge", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"
+    ).stdout.split()
+    v4 = [ipaddress.ip_network(s) for s in subnet if ipaddress.ip_network(s).version == 4]
+    assert v4, f"docker's default bridge network has no IPv4 subnet: {subnet}"
+    probe = str(next(itertools.islice(v4[0].hosts(), 1, None)))  # any address but the gateway
+    routes = json.loads(sh("ip", "-j", "-4", "route", "get", probe).stdout)
+    source = routes[0].get("prefsrc") if routes else None
+    assert source, f"no source address towards {probe} (ip route get): {routes}"
+    return str(source)
+
+
 @pytest.fixture(scope="module")
 def ngas_env() -> Iterator[dict[str, str]]:
     """Environment for `make up`: NGAS_SOURCE as given, else NGAS_URL of a host-side double."""
@@ -82,13 +107,11 @@ def ngas_env() -> Iterator[dict[str, str]]:
     if os.environ.get("NGAS_SOURCE"):
         yield env
         return
-    gateway = sh(
-        "docker", "network", "inspect", "bridge", "-f", "{{(index .IPAM.Config 0).Gateway}}"
-    ).stdout.strip()
+    address = host_address_for_containers()
     with tempfile.TemporaryDirectory(prefix="mlpipe-e2e-ngas-") as root:
         double = NgasDouble(root, "0.0.0.0", 0).start()
         port = double.url.rsplit(":", 1)[1].rstrip("/")
-        env["NGAS_URL"] = f"http://{gateway}:{port}"
+        env["NGAS_URL"] = f"http://{address}:{port}"
         try:
             yield env
         finally:
@@ -220,16 +243,20 @@ def test_hosts_reach_each_other_by_name() -> None:
             )
 
 
-def test_only_loopback_ports_are_published() -> None:
-    published = {}
+def test_published_ports_are_loopback_only_and_answer() -> None:
+    """Every published port is bound to 127.0.0.1 and has a service listening behind it."""
+    published: dict[str, tuple[str, int]] = {}
     for host in HOSTS:
         info = json.loads(sh("docker", "inspect", host).stdout)[0]
         for port, binds in (info["HostConfig"]["PortBindings"] or {}).items():
             for b in binds:
-                published[f"{host} {port}"] = b["HostIp"]
-    assert published, "nothing published: the web tier and MLflow should be reachable"
-    assert set(published.values()) == {"127.0.0.1"}, published
-    assert set(published) == {"mlpipe-web 443/tcp", "mlpipe-mlflow 5000/tcp"}
+                published[f"{host} {port}"] = (b["HostIp"], int(b["HostPort"]))
+    assert published, "nothing published: MLflow should be reachable on the loopback"
+    assert {ip for ip, _ in published.values()} == {"127.0.0.1"}, published
+    for what, (ip, port) in published.items():
+        with socket.create_connection((ip, port), timeout=10) as conn:
+            conn.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+            assert conn.recv(16).startswith(b"HTTP/"), f"{what}: nothing answers on {ip}:{port}"
 
 
 def test_second_up_changes_nothing(ngas_env: dict[str, str]) -> None:

@@ -25,7 +25,7 @@ done
 ansible/scripts/ensure-docker.sh
 MLPIPE_BASE_IMAGE_REF=$(ansible/scripts/build-base-image.sh)
 export MLPIPE_BASE_IMAGE_REF
-eval "$(ansible/scripts/container-env.sh)"
+eval "$(python3 ansible/scripts/container_env.py --sh)"
 
 passed=0 failed=0 skipped=0
 results=()
