@@ -31,15 +31,9 @@ from ngas_double import NgasDouble
 
 TOP = Path(__file__).resolve().parents[2]
 LABEL = "org.mlpipe.cluster=local"
-HOSTS = [
-    "mlpipe-mlflow",
-    "mlpipe-ngas",
-    "mlpipe-dlg-head",
-    "mlpipe-dlg-worker",
-    "mlpipe-slurm-ctl",
-    "mlpipe-slurm-node",
-    "mlpipe-web",
-]
+# the one tier list: every tier with a host of its own locally is one container
+TIERS = yaml.safe_load((TOP / "tiers.yml").read_text())["tiers"]
+HOSTS = sorted({tier["local_host"] for tier in TIERS.values() if tier.get("local_host")})
 SENTINEL = "mlpipe-e2e-sentinel"
 MLFLOW = "http://127.0.0.1:5000"  # published on the loopback by the local cluster
 
