@@ -10,7 +10,10 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 env_name=${MLPIPE_ENV:-prod}
 env_dir=$top/terraform/environments/$env_name
 tfvars=$env_dir/terraform.tfvars
+# Used by provision.sh and destroy.sh, which source this file:
+# shellcheck disable=SC2034
 inv_dir=${MLPIPE_INVENTORY_DIR:-$top/inventories/gcp}
+# shellcheck disable=SC2034
 known_hosts=${MLPIPE_KNOWN_HOSTS:-$top/.cache/gcp-known-hosts-$env_name}
 missing=()
 
@@ -23,7 +26,11 @@ tfvar() {
 # check_common: fill $missing with what the Terraform steps need; set project/region/state_bucket.
 check_common() {
   if [ ! -d "$env_dir" ]; then
-    missing+=("environment '$env_name': no directory terraform/environments/$env_name (set MLPIPE_ENV to one of: $(ls "$top/terraform/environments" | tr '\n' ' '))")
+    local envs=() d
+    for d in "$top"/terraform/environments/*/; do
+      envs+=("$(basename "$d")")
+    done
+    missing+=("environment '$env_name': no directory terraform/environments/$env_name (set MLPIPE_ENV to one of: ${envs[*]})")
   fi
   if ! command -v terraform >/dev/null 2>&1; then
     missing+=("terraform: not found on PATH (install Terraform >= 1.7)")

@@ -6,7 +6,7 @@
 #   MLPIPE_SSH_VIA            iap (default: SSH through IAP, needs gcloud) or direct
 #   MLPIPE_SSH_USER           OS Login user name (default: asked from gcloud)
 #   MLPIPE_SSH_KEY            private key for OS Login (default ~/.ssh/google_compute_engine)
-#   MLPIPE_SSH_RETRIES/DELAY  SSH wait: attempts (30) and seconds between them (10)
+#   MLPIPE_SSH_TIMEOUT        seconds to wait for SSH on every VM (300)
 set -euo pipefail
 # shellcheck source=terraform/scripts/common.sh
 . "$(dirname "$0")/common.sh"
@@ -64,29 +64,17 @@ mkdir -p "$(dirname "$known_hosts")"
 "$py" terraform/scripts/tf_inventory.py --tf-output "$out" --out "$inv_dir/hosts.yml" \
   --ssh-user "$ssh_user" --ssh-key "$ssh_key" --ssh-via "$ssh_via" --known-hosts "$known_hosts"
 
-retries=${MLPIPE_SSH_RETRIES:-30}
-delay=${MLPIPE_SSH_DELAY:-10}
-echo "== waiting for SSH on every host (up to $retries attempts, ${delay}s apart)"
-log=$(mktemp)
-trap 'rm -f "$out" "$log"' EXIT
-attempt=1
-until ansible all -i "$inv_dir" -m ansible.builtin.ping -o > "$log" 2>&1; do
-  down=$(grep -cv -E 'SUCCESS' "$log" || true)
-  if [ "$attempt" -ge "$retries" ]; then
-    cat "$log" >&2
-    echo "provision: SSH still fails after $retries attempts (see above). The VMs are up;" \
-      "fix access (OS Login roles, IAP firewall, MLPIPE_SSH_USER) and re-run make provision." >&2
-    exit 1
-  fi
-  echo "  attempt $attempt/$retries: $down host(s) not reachable yet; retrying in ${delay}s"
-  attempt=$((attempt + 1))
-  sleep "$delay"
-done
-echo "  every host answers"
+timeout=${MLPIPE_SSH_TIMEOUT:-300}
+echo "== waiting for SSH on every host (up to ${timeout}s)"
+if ! ansible all -i "$inv_dir" -m ansible.builtin.wait_for_connection -a "timeout=$timeout" -o; then
+  echo "provision: SSH still fails after ${timeout}s on the hosts above. The VMs are up;" \
+    "fix access (OS Login roles, IAP firewall, MLPIPE_SSH_USER) and re-run make provision." >&2
+  exit 1
+fi
 
 echo "== secrets (generated once, vaulted, git-ignored)"
 "$py" ansible/scripts/gen-secrets.py "$inv_dir"
 echo "== site"
-ansible/scripts/run-playbook.sh site ansible/site.yml -i "$inv_dir"
-web=$("$py" -c 'import sys, yaml; h = yaml.safe_load(open(sys.argv[1]))["all"]["children"]["web"].get("hosts") or {}; print(" ".join(v.get("mlpipe_public_ip", "") for v in h.values()))' "$inv_dir/hosts.yml")
-echo "make provision: done. Inventory: ${inv_dir#"$top"/}/hosts.yml; web tier public IP(s): ${web:-none}"
+"$py" ansible/scripts/runbook.py play site ansible/site.yml -i "$inv_dir"
+public=$("$py" -c 'import sys, yaml; c = yaml.safe_load(open(sys.argv[1]))["all"]["children"]; print(" ".join(sorted({v["mlpipe_public_ip"] for g in c.values() for v in (g.get("hosts") or {}).values() if v and v.get("mlpipe_public_ip")})))' "$inv_dir/hosts.yml")
+echo "make provision: done. Inventory: ${inv_dir#"$top"/}/hosts.yml; public IP(s) (web tier): ${public:-none}"

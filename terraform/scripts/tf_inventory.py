@@ -5,8 +5,8 @@
     tf_inventory.py --tf-output out.json --out inventories/gcp/hosts.yml \\
         --ssh-user alice_example_org --ssh-via iap
 
-Writes a YAML inventory with the kit's groups (mlflow, postgresql, ngas, dlg_head,
-dlg_worker, slurm_ctl, slurm_node, web). Each host is named like its VM and has
+Writes a YAML inventory with one group per tier of tiers.yml (the repository's tier
+list; ``--tiers`` names another). Each host is named like its VM and has
 ``ansible_host`` = its internal IP. How Ansible reaches it (``--ssh-via``):
 
 iap     (default) SSH through Identity-Aware Proxy TCP forwarding: a per-host
@@ -15,10 +15,10 @@ iap     (default) SSH through Identity-Aware Proxy TCP forwarding: a per-host
 direct  plain SSH to the internal IP: the controller runs inside the VPC (a VM or
         a VPN-connected network within ssh_source_ranges).
 
-The ``postgresql`` group is the VMs of the tier named by the ``postgresql_tier``
-output (the mlflow VMs unless a separate postgresql tier has VMs). ``all.vars``
-carry what the site needs from Terraform: ``mlpipe_private_cidr``,
-``mlpipe_bucket_raw``, ``mlpipe_bucket_backups`` and ``mlpipe_gcp_*``.
+A tier without VMs of its own that the ``hosted_on`` output names (postgresql =>
+mlflow by default) is a group of the VMs it runs on. ``all.vars`` carry what the
+site needs from Terraform: ``mlpipe_private_cidr``, ``mlpipe_bucket_raw``,
+``mlpipe_bucket_backups`` and ``mlpipe_gcp_*``.
 No secret ever goes through here (Terraform state has none).
 """
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -34,21 +35,13 @@ from typing import Any
 
 import yaml
 
-GROUPS = (
-    "mlflow",
-    "postgresql",
-    "ngas",
-    "dlg_head",
-    "dlg_worker",
-    "slurm_ctl",
-    "slurm_node",
-    "web",
-)
+TIERS_FILE = Path(__file__).resolve().parents[2] / "tiers.yml"
+TIER_NAME = re.compile(r"^[a-z][a-z_]{0,18}[a-z]$")
 
 # Every output of terraform/environments/<env>/outputs.tf; tests check both lists agree.
 CONSUMED_OUTPUTS = (
     "hosts",
-    "postgresql_tier",
+    "hosted_on",
     "private_cidr",
     "network",
     "bucket_raw",
@@ -64,6 +57,23 @@ SSH_MODES = ("iap", "direct")
 
 class InventoryError(Exception):
     """The Terraform outputs cannot be turned into an inventory."""
+
+
+def load_groups(path: Path = TIERS_FILE) -> tuple[str, ...]:
+    """The inventory groups: the tier names of tiers.yml, in file order."""
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise InventoryError(f"{path}: cannot read the tier list: {e}") from e
+    tiers = doc.get("tiers") if isinstance(doc, dict) else None
+    if not isinstance(tiers, dict) or not tiers:
+        raise InventoryError(f"{path}: needs a non-empty mapping `tiers: {{<tier>: ...}}`")
+    bad = [str(t) for t in tiers if not isinstance(t, str) or not TIER_NAME.match(t)]
+    if bad:
+        raise InventoryError(
+            f"{path}: tier names must be 2-20 lowercase letters and underscores: {', '.join(bad)}"
+        )
+    return tuple(tiers)
 
 
 def _values(tf_output: dict[str, Any]) -> dict[str, Any]:
@@ -88,7 +98,9 @@ def _values(tf_output: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _host_vars(vm: dict[str, Any], project: str, ssh_via: str, known_hosts: str | None) -> dict:
+def _host_vars(
+    vm: dict[str, Any], project: str, ssh_via: str, known_hosts: str | None
+) -> dict[str, Any]:
     for key in ("name", "zone", "internal_ip"):
         if not vm.get(key):
             raise InventoryError(f"host {vm!r} has no {key}")
@@ -120,31 +132,44 @@ def build_inventory(
     ssh_key: str | None = None,
     ssh_via: str = "iap",
     known_hosts: str | None = None,
+    groups: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
-    """Return the inventory as a dict ready for YAML (see the module docstring)."""
+    """Return the inventory as a dict ready for YAML (see the module docstring).
+
+    ``groups`` are the tier names (default: those of tiers.yml)."""
+    groups = load_groups() if groups is None else groups
     if ssh_via not in SSH_MODES:
         raise InventoryError(f"ssh_via must be one of {', '.join(SSH_MODES)}, not {ssh_via!r}")
     v = _values(tf_output)
     hosts = v["hosts"] or {}
     if not isinstance(hosts, dict):
         raise InventoryError("output hosts must map tier => list of VMs")
-    unknown = sorted(set(hosts) - set(GROUPS))
+    unknown = sorted(set(hosts) - set(groups))
     if unknown:
-        raise InventoryError(f"output hosts has unknown tiers: {', '.join(unknown)}")
-    db_tier = v["postgresql_tier"]
-    if db_tier not in ("mlflow", "postgresql"):
-        raise InventoryError(f"postgresql_tier must be mlflow or postgresql, not {db_tier!r}")
-    if db_tier == "postgresql" and not hosts.get("postgresql"):
-        raise InventoryError("postgresql_tier is postgresql but that tier has no VMs")
+        raise InventoryError(
+            f"output hosts has tiers that tiers.yml does not list: {', '.join(unknown)}"
+        )
+    hosted_on = v["hosted_on"] or {}
+    if not isinstance(hosted_on, dict):
+        raise InventoryError("output hosted_on must map tier => tier whose VMs run it")
+    for tier, host_tier in hosted_on.items():
+        if tier not in groups or host_tier not in groups:
+            raise InventoryError(
+                f"output hosted_on: {tier} => {host_tier} names a tier tiers.yml does not list"
+            )
+        if hosts.get(tier):
+            raise InventoryError(f"output hosted_on: {tier} has VMs of its own")
+        if not hosts.get(host_tier):
+            raise InventoryError(f"output hosted_on: {tier} => {host_tier}, which has no VMs")
     project = v["project_id"]
 
     children: dict[str, Any] = {}
     seen: set[str] = set()
-    for group in GROUPS:
+    for group in groups:
         members: dict[str, Any] = {}
-        if group == "postgresql" and db_tier == "mlflow":
-            # The same hosts as mlflow; their variables are set once, under mlflow.
-            members = {vm["name"]: None for vm in hosts.get("mlflow") or []}
+        if group in hosted_on:
+            # The VMs of the host tier; their variables are set once, under that group.
+            members = {vm["name"]: None for vm in hosts[hosted_on[group]]}
         else:
             for vm in hosts.get(group) or []:
                 hv = _host_vars(vm, project, ssh_via, known_hosts)
@@ -177,7 +202,7 @@ def build_inventory(
 
 def empty_groups(inventory: dict[str, Any]) -> list[str]:
     children = inventory["all"]["children"]
-    return [g for g in GROUPS if not children[g].get("hosts")]
+    return [g for g, c in children.items() if not c.get("hosts")]
 
 
 def render(inventory: dict[str, Any]) -> str:
@@ -212,8 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ssh-key", help="private key registered with OS Login")
     p.add_argument("--ssh-via", choices=SSH_MODES, default="iap")
     p.add_argument("--known-hosts", help="known_hosts file for the platform's VMs")
+    p.add_argument("--tiers", type=Path, default=TIERS_FILE, help="the tier list (tiers.yml)")
     a = p.parse_args(argv)
     try:
+        groups = load_groups(a.tiers)
         raw = sys.stdin.read() if a.tf_output == "-" else Path(a.tf_output).read_text()
         try:
             data = json.loads(raw)
@@ -225,12 +252,14 @@ def main(argv: list[str] | None = None) -> int:
             ssh_key=a.ssh_key,
             ssh_via=a.ssh_via,
             known_hosts=a.known_hosts,
+            groups=groups,
         )
     except (InventoryError, OSError) as e:
         print(f"tf_inventory: error: {e}", file=sys.stderr)
         return 1
     write_atomic(Path(a.out), render(inv))
-    n = sum(len(c.get("hosts", {})) for g, c in inv["all"]["children"].items() if g != "postgresql")
+    names = {h for c in inv["all"]["children"].values() for h in c.get("hosts", {})}
+    n = len(names)
     print(f"tf_inventory: wrote {a.out} ({n} hosts)")
     for g in empty_groups(inv):
         print(f"tf_inventory: warning: group {g} has no hosts", file=sys.stderr)

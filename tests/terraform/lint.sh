@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Offline checks of terraform/ (make lint-terraform):
 #   1. terraform fmt -check -recursive terraform      (skipped if terraform is absent)
+#      and `terraform test` of the provider-free modules (modules/tiers), offline
 #   2. checkov, zero failed checks; every skip is justified inline in the .tf
 #      (#checkov:skip=ID:reason). checkov lives in .venv-checkov, created here on
 #      first use from tests/terraform/requirements-checkov.txt: it cannot share
@@ -27,6 +28,20 @@ else
     echo "lint-terraform: FAILED: run 'terraform fmt -recursive terraform'" >&2
     exit 1
   fi
+  # A module with no resource needs no provider: its tests run here, offline.
+  for dir in terraform/modules/*/; do
+    if grep -q '^resource ' "$dir"*.tf || ! compgen -G "$dir/tests/*.tftest.hcl" >/dev/null; then
+      continue
+    fi
+    echo "lint-terraform: terraform test in ${dir%/} (no provider needed)"
+    data=$(mktemp -d)
+    if ! (cd "$dir" && TF_DATA_DIR=$data "$tf" init -input=false -no-color >/dev/null && TF_DATA_DIR=$data "$tf" test -no-color); then
+      rm -rf "$data"
+      echo "lint-terraform: FAILED: terraform test in ${dir%/}" >&2
+      exit 1
+    fi
+    rm -rf "$data"
+  done
 fi
 
 venv=$top/.venv-checkov

@@ -1,243 +1,181 @@
-"""make provision / make destroy scripts, run with a scrubbed environment and fake tools."""
+"""make provision / make destroy stop before anything exists when something is missing.
+
+The scripts run for real: bash, and either no tools at all or the real terraform,
+ansible and ssh on PATH. What they would create first (Terraform's data directory,
+the inventory, an OS Login SSH key) must not appear, and the message names what is
+missing and how to provide it.
+"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import HERE, TF_ROOT
+from conftest import TF_ROOT
 
 PROVISION = TF_ROOT / "scripts" / "provision.sh"
 DESTROY = TF_ROOT / "scripts" / "destroy.sh"
-BASICS = ("dirname", "sed", "ls", "tr", "tail", "cat", "mktemp", "rm", "mkdir", "grep", "tee")
-BASICS += ("awk", "sleep", "bash", "env")
-
-FAKES = {
-    "terraform": """
-echo "terraform $*" >> "$FAKE_LOG"
-case " $* " in *" output "*) cat "$FAKE_TF_OUTPUT" ;; esac
-""",
-    "gcloud": """
-echo "gcloud $*" >> "$FAKE_LOG"
-case "$*" in *describe-profile*) echo alice_example_org ;; esac
-""",
-    "ansible": """
-n=$(( $(cat "$FAKE_DIR/ansible.calls" 2>/dev/null || echo 0) + 1 ))
-echo "$n" > "$FAKE_DIR/ansible.calls"
-echo "ansible $*" >> "$FAKE_LOG"
-if [ "$n" -lt "${FAKE_SSH_OK_AT:-1}" ]; then
-  echo "mlpipe-web-0 | UNREACHABLE!: ssh: connect to host"; exit 4
-fi
-echo "mlpipe-web-0 | SUCCESS => {\\"ping\\": \\"pong\\"}"
-""",
-    "ansible-playbook": """
-echo "ansible-playbook $*" >> "$FAKE_LOG"
-printf 'PLAY RECAP\\nmlpipe-web-0 : ok=3 changed=1 unreachable=0 failed=0\\n'
-""",
-    "ssh": "exit 0\n",
-    "ssh-keygen": "exit 1\n",
-}
+BASICS = ("dirname", "basename", "sed", "tr", "tail", "cat", "mktemp", "rm", "mkdir", "bash")
+TOOLS_PATH = f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"
+PROJECT = "mlpipe-demo-123"
 
 
-def _bin(tmp_path: Path, fakes: tuple[str, ...]) -> Path:
-    """A PATH directory with the shell basics and the given fake tools only."""
-    b = tmp_path / "bin"
-    b.mkdir(exist_ok=True)
-    for tool in BASICS:
-        real = shutil.which(tool, path="/usr/bin:/bin")
-        if real and not (b / tool).exists():
-            (b / tool).symlink_to(real)
-    for name in fakes:
-        p = b / name
-        p.write_text("#!/bin/bash\n" + FAKES[name])
-        p.chmod(p.stat().st_mode | stat.S_IXUSR)
-    return b
-
-
-def _run(script: Path, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
+def _run(script: Path, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["/bin/bash", str(script)],
         env=env,
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
 
 
-@pytest.fixture
-def scrubbed(tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir()
-    return {"PATH": str(_bin(tmp_path, ())), "HOME": str(home), "LANG": "C.UTF-8"}
+def _missing(stderr: str) -> list[str]:
+    """The items of the 'Missing:' list."""
+    assert "cannot start, nothing was created or changed. Missing:" in stderr, stderr
+    items = stderr.split("Missing:\n", 1)[1].split("See docs/gcp.md")[0]
+    return [line[4:] for line in items.splitlines() if line.startswith("  - ")]
 
 
 @pytest.fixture
-def configured(tmp_path: Path) -> dict[str, str]:
-    """Everything provision.sh asks for, with fake terraform/gcloud/ansible."""
-    key = tmp_path / "id"
-    key.write_text("fake private key\n")
-    (tmp_path / "id.pub").write_text("ssh-ed25519 AAAA fake\n")
-    creds = tmp_path / "sa.json"
-    creds.write_text("{}")
-    home = tmp_path / "home"
-    home.mkdir()
+def sandbox(tmp_path: Path) -> Path:
+    (tmp_path / "home").mkdir()
+    basics = tmp_path / "basics"
+    basics.mkdir()
+    for tool in BASICS:
+        real = shutil.which(tool, path="/usr/bin:/bin")
+        assert real, tool
+        (basics / tool).symlink_to(real)
+    return tmp_path
+
+
+def _env(sandbox: Path, path: str, **extra: str) -> dict[str, str]:
     return {
-        "PATH": str(_bin(tmp_path, tuple(FAKES))),
-        "HOME": str(home),
+        "PATH": path,
+        "HOME": str(sandbox / "home"),
         "LANG": "C.UTF-8",
-        "GOOGLE_APPLICATION_CREDENTIALS": str(creds),
-        "MLPIPE_GCP_PROJECT": "mlpipe-demo-123",
-        "MLPIPE_GCP_REGION": "test-region1",
-        "MLPIPE_TF_STATE_BUCKET": "mlpipe-demo-123-mlpipe-tfstate",
-        "MLPIPE_AUTO_APPROVE": "1",
-        "MLPIPE_SSH_KEY": str(key),
-        "MLPIPE_SSH_RETRIES": "3",
-        "MLPIPE_SSH_DELAY": "0",
-        "MLPIPE_INVENTORY_DIR": str(tmp_path / "inv"),
-        "MLPIPE_KNOWN_HOSTS": str(tmp_path / "known_hosts"),
-        "FAKE_LOG": str(tmp_path / "calls.log"),
-        "FAKE_DIR": str(tmp_path),
-        "FAKE_TF_OUTPUT": str(HERE / "fixtures" / "tf_output_prod.json"),
+        "TF_DATA_DIR": str(sandbox / "tfdata"),
+        "MLPIPE_INVENTORY_DIR": str(sandbox / "inv"),
+        "MLPIPE_KNOWN_HOSTS": str(sandbox / "known_hosts"),
+        "MLPIPE_SSH_KEY": str(sandbox / "ssh" / "id"),
+        **extra,
     }
 
 
-def _state_of_env_dir() -> set[str]:
-    return {p.name for p in (TF_ROOT / "environments" / "prod").iterdir()}
+def _configured(sandbox: Path, **extra: str) -> dict[str, str]:
+    """Everything but GCP credentials, with the real tools (no gcloud: direct SSH)."""
+    return _env(
+        sandbox,
+        TOOLS_PATH,
+        MLPIPE_GCP_PROJECT=PROJECT,
+        MLPIPE_GCP_REGION="test-region1",
+        MLPIPE_TF_STATE_BUCKET=f"{PROJECT}-mlpipe-tfstate",
+        MLPIPE_SSH_VIA="direct",
+        MLPIPE_SSH_USER="alice_example_org",
+        **extra,
+    )
 
 
-def test_provision_without_anything_names_every_missing_item(scrubbed):
-    before = _state_of_env_dir()
-    r = _run(PROVISION, scrubbed)
+def _nothing_created(sandbox: Path) -> None:
+    made = [p.name for p in (sandbox / "tfdata", sandbox / "inv", sandbox / "ssh") if p.exists()]
+    assert not made, f"created before the checks passed: {made}"
+    assert not (TF_ROOT / "environments" / "prod" / ".terraform").exists()
+
+
+def test_provision_with_nothing_names_every_missing_item(sandbox: Path) -> None:
+    r = _run(PROVISION, _env(sandbox, str(sandbox / "basics")))
     assert r.returncode == 2, r.stdout + r.stderr
-    err = r.stderr
-    assert "cannot start, nothing was created or changed" in err
+    missing = "\n".join(_missing(r.stderr))
     for needle in (
         "terraform: not found on PATH",
-        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GOOGLE_APPLICATION_CREDENTIALS=<service-account key file>",
         "gcloud auth application-default login",
-        "MLPIPE_GCP_PROJECT",
-        "MLPIPE_GCP_REGION",
-        "MLPIPE_TF_STATE_BUCKET",
+        "MLPIPE_GCP_PROJECT=<project-id>",
+        "MLPIPE_GCP_REGION=<region>",
+        "MLPIPE_TF_STATE_BUCKET=<bucket>",
         "gcloud: not found",
         "ansible-playbook: not found",
+        "OS Login user: set MLPIPE_SSH_USER",
     ):
-        assert needle in err, f"{needle!r} not named in:\n{err}"
-    assert _state_of_env_dir() == before
+        assert needle in missing, f"{needle!r} not named in:\n{r.stderr}"
+    _nothing_created(sandbox)
 
 
-def test_provision_with_tools_but_no_credentials(scrubbed, tmp_path):
-    scrubbed["PATH"] = str(_bin(tmp_path, tuple(FAKES)))
-    scrubbed["FAKE_LOG"] = str(tmp_path / "calls.log")
-    r = _run(PROVISION, scrubbed)
+@pytest.mark.skipif(not shutil.which("terraform", path=TOOLS_PATH), reason="terraform not on PATH")
+def test_provision_with_the_tools_but_no_credentials(sandbox: Path) -> None:
+    r = _run(PROVISION, _configured(sandbox))
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert _missing(r.stderr) == [
+        "GCP credentials: set GOOGLE_APPLICATION_CREDENTIALS=<service-account key file>, or run"
+        " 'gcloud auth application-default login' (no application-default credentials found)"
+    ]
+    _nothing_created(sandbox)
+
+
+def test_unreadable_credentials_file_is_named(sandbox: Path) -> None:
+    nope = sandbox / "nope.json"
+    r = _run(PROVISION, _configured(sandbox, GOOGLE_APPLICATION_CREDENTIALS=str(nope)))
     assert r.returncode == 2
-    assert "terraform" not in r.stderr.split("Missing:")[1].split("GCP credentials")[0]
-    assert "GCP credentials" in r.stderr and "MLPIPE_GCP_PROJECT" in r.stderr
-    assert not (tmp_path / "calls.log").exists(), "a tool was called before the checks passed"
+    assert f"GOOGLE_APPLICATION_CREDENTIALS={nope} is not a readable file" in _missing(r.stderr)[0]
+    _nothing_created(sandbox)
 
 
-def test_unreadable_credentials_file_is_named(configured, tmp_path):
-    configured["GOOGLE_APPLICATION_CREDENTIALS"] = str(tmp_path / "nope.json")
-    r = _run(PROVISION, configured)
-    assert r.returncode == 2
-    assert (
-        f"GOOGLE_APPLICATION_CREDENTIALS={tmp_path / 'nope.json'} is not a readable file"
-        in r.stderr
-    )
-    assert not Path(configured["FAKE_LOG"]).exists()
-
-
-def test_application_default_credentials_are_accepted(configured, tmp_path):
-    del configured["GOOGLE_APPLICATION_CREDENTIALS"]
-    adc = Path(configured["HOME"]) / ".config" / "gcloud"
+def test_application_default_credentials_are_accepted(sandbox: Path) -> None:
+    adc = sandbox / "home" / ".config" / "gcloud"
     adc.mkdir(parents=True)
     (adc / "application_default_credentials.json").write_text("{}")
-    del configured["MLPIPE_TF_STATE_BUCKET"]
-    r = _run(PROVISION, configured)
+    env = _configured(sandbox)
+    del env["MLPIPE_TF_STATE_BUCKET"]
+    r = _run(PROVISION, env)
     assert r.returncode == 2
-    assert "GCP credentials" not in r.stderr
-    assert "MLPIPE_TF_STATE_BUCKET" in r.stderr
+    assert [m.split(":")[0] for m in _missing(r.stderr)] == ["Terraform state bucket"]
+    _nothing_created(sandbox)
 
 
-def test_unknown_environment(configured):
-    configured["MLPIPE_ENV"] = "staging-does-not-exist"
-    r = _run(PROVISION, configured)
+def test_unknown_environment_lists_the_known_ones(sandbox: Path) -> None:
+    r = _run(PROVISION, _configured(sandbox, MLPIPE_ENV="staging-does-not-exist"))
     assert r.returncode == 2
-    assert "no directory terraform/environments/staging-does-not-exist" in r.stderr
+    env_item = [m for m in _missing(r.stderr) if m.startswith("environment")]
+    assert env_item == [
+        "environment 'staging-does-not-exist': no directory"
+        " terraform/environments/staging-does-not-exist (set MLPIPE_ENV to one of: prod)"
+    ]
+    _nothing_created(sandbox)
 
 
-def test_provision_full_flow_with_fakes(configured, tmp_path):
-    configured["FAKE_SSH_OK_AT"] = "2"  # first SSH probe fails, second works
-    r = _run(PROVISION, configured)
-    assert r.returncode == 0, r.stdout + r.stderr
-    calls = Path(configured["FAKE_LOG"]).read_text().splitlines()
-    tf = [c for c in calls if c.startswith("terraform")]
-    assert "init -input=false -reconfigure" in tf[0]
-    assert "-backend-config=bucket=mlpipe-demo-123-mlpipe-tfstate" in tf[0]
-    assert "-backend-config=prefix=mlpipe/prod" in tf[0]
-    assert "apply -input=false -auto-approve" in tf[1]
-    assert "output -json" in tf[2]
-    assert any("os-login ssh-keys add" in c for c in calls)
-    pings = [c for c in calls if c.startswith("ansible ")]
-    assert len(pings) == 2 and "ansible.builtin.ping" in pings[0]
-    play = [c for c in calls if c.startswith("ansible-playbook")]
-    assert len(play) == 1
-    assert "ansible/site.yml" in play[0] and f"-i {tmp_path / 'inv'}" in play[0]
-    inv = (tmp_path / "inv" / "hosts.yml").read_text()
-    assert "ansible_user: alice_example_org" in inv
-    assert "attempt 1/3" in r.stdout
-    assert "web tier public IP(s): 203.0.113.10" in r.stdout
-
-
-def test_provision_gives_up_on_ssh_after_bounded_retries(configured):
-    configured["FAKE_SSH_OK_AT"] = "99"
-    r = _run(PROVISION, configured)
-    assert r.returncode == 1
-    assert "SSH still fails after 3 attempts" in r.stderr
-    calls = Path(configured["FAKE_LOG"]).read_text()
-    assert calls.count("ansible.builtin.ping") == 3
-    assert "ansible-playbook" not in calls
-
-
-def test_destroy_without_configuration_stops(scrubbed):
-    r = _run(DESTROY, scrubbed)
+def test_destroy_without_configuration_stops(sandbox: Path) -> None:
+    r = _run(DESTROY, _env(sandbox, str(sandbox / "basics")))
     assert r.returncode == 2
-    assert "make destroy: cannot start" in r.stderr and "MLPIPE_GCP_PROJECT" in r.stderr
+    assert "make destroy: cannot start" in r.stderr
+    assert any("MLPIPE_GCP_PROJECT" in m for m in _missing(r.stderr))
+    _nothing_created(sandbox)
 
 
-def test_destroy_wrong_confirmation_destroys_nothing(configured):
-    r = _run(DESTROY, configured, stdin="yes\n")
-    assert r.returncode == 1
-    assert "aborted, nothing was destroyed" in r.stderr
-    assert not Path(configured["FAKE_LOG"]).exists()
-
-
-def test_destroy_no_input_destroys_nothing(configured):
-    r = _run(DESTROY, configured, stdin="")
-    assert r.returncode == 1
-    assert not Path(configured["FAKE_LOG"]).exists()
-
-
-def test_destroy_after_typing_the_project_id(configured, tmp_path):
-    inv = tmp_path / "inv"
+@pytest.mark.parametrize(
+    ("stdin", "confirm"),
+    [("yes\n", None), ("", None), ("", "some-other-project")],
+    ids=["typed-yes", "no-input", "wrong-unattended"],
+)
+def test_destroy_without_the_project_id_destroys_nothing(
+    sandbox: Path, stdin: str, confirm: str | None
+) -> None:
+    creds = sandbox / "sa.json"
+    creds.write_text("{}")
+    env = _configured(sandbox, GOOGLE_APPLICATION_CREDENTIALS=str(creds))
+    if confirm:
+        env["MLPIPE_DESTROY_CONFIRM"] = confirm
+    inv = sandbox / "inv"
     inv.mkdir()
     (inv / "hosts.yml").write_text("---\n")
-    r = _run(DESTROY, configured, stdin="mlpipe-demo-123\n")
-    assert r.returncode == 0, r.stderr
-    calls = Path(configured["FAKE_LOG"]).read_text()
-    assert "destroy -input=false -auto-approve" in calls
-    assert not (inv / "hosts.yml").exists()
-
-
-def test_scripts_are_strict_bash():
-    for script in (PROVISION, DESTROY, HERE / "lint.sh"):
-        text = script.read_text()
-        assert text.startswith("#!/usr/bin/env bash\n"), script
-        assert "set -euo pipefail" in text, script
-        assert os.access(script, os.X_OK), script
+    r = _run(DESTROY, env, stdin=stdin)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "is not 'mlpipe-demo-123': aborted, nothing was destroyed" in r.stderr
+    assert f"GCP project '{PROJECT}'" in r.stdout
+    assert (inv / "hosts.yml").exists(), "the inventory is kept"
+    assert not (sandbox / "tfdata").exists(), "terraform ran"

@@ -23,7 +23,7 @@ def _hosts(inv: dict, group: str) -> dict:
 
 def test_groups_and_hosts(tf_inventory, tf_output):
     inv = tf_inventory.build_inventory(tf_output, ssh_user="alice_example_org")
-    assert list(inv["all"]["children"]) == list(tf_inventory.GROUPS)
+    assert list(inv["all"]["children"]) == list(tf_inventory.load_groups())
     assert list(_hosts(inv, "dlg_worker")) == ["mlpipe-dlg-worker-0", "mlpipe-dlg-worker-1"]
     mlflow = _hosts(inv, "mlflow")["mlpipe-mlflow-0"]
     assert mlflow["ansible_host"] == "10.42.0.2"
@@ -42,7 +42,7 @@ def test_separate_postgresql_tier(tf_inventory, tf_output):
     db = dict(tf_output["hosts"]["value"]["mlflow"][0], name="mlpipe-postgresql-0")
     db["internal_ip"] = "10.42.0.20"
     tf_output["hosts"]["value"]["postgresql"] = [db]
-    tf_output["postgresql_tier"]["value"] = "postgresql"
+    tf_output["hosted_on"]["value"] = {}
     inv = tf_inventory.build_inventory(tf_output)
     assert list(_hosts(inv, "postgresql")) == ["mlpipe-postgresql-0"]
     assert _hosts(inv, "postgresql")["mlpipe-postgresql-0"]["ansible_host"] == "10.42.0.20"
@@ -74,7 +74,7 @@ def test_iap_proxycommand_per_host(tf_inventory, tf_output):
 
 def test_direct_mode_has_no_proxy(tf_inventory, tf_output):
     inv = tf_inventory.build_inventory(tf_output, ssh_via="direct")
-    for group in tf_inventory.GROUPS:
+    for group in inv["all"]["children"]:
         for hv in _hosts(inv, group).values():
             assert hv is None or "ProxyCommand" not in hv["ansible_ssh_common_args"]
 
@@ -90,9 +90,11 @@ def test_empty_tier_gives_empty_group(tf_inventory, tf_output):
     ("mutate", "message"),
     [
         (lambda o: o.pop("bucket_raw"), "lacks bucket_raw"),
-        (lambda o: o["hosts"]["value"].update(bastion=[]), "unknown tiers: bastion"),
-        (lambda o: o["postgresql_tier"].update(value="postgresql"), "has no VMs"),
-        (lambda o: o["postgresql_tier"].update(value="ngas"), "must be mlflow or postgresql"),
+        (lambda o: o["hosts"]["value"].update(bastion=[]), "tiers.yml does not list: bastion"),
+        (lambda o: o["hosted_on"].update(value={"postgresql": "slurm_gpu"}), "does not list"),
+        (lambda o: o["hosted_on"].update(value={"web": "mlflow"}), "web has VMs of its own"),
+        (lambda o: o["hosts"]["value"].pop("mlflow"), "mlflow, which has no VMs"),
+        (lambda o: o["hosted_on"].update(value=["postgresql"]), "must map tier"),
         (lambda o: o["private_cidr"].update(sensitive=True), "sensitive"),
         (lambda o: o["hosts"]["value"]["ngas"][0].pop("internal_ip"), "no internal_ip"),
         (
@@ -105,6 +107,33 @@ def test_bad_outputs_are_refused(tf_inventory, tf_output, mutate, message):
     mutate(tf_output)
     with pytest.raises(tf_inventory.InventoryError, match=message):
         tf_inventory.build_inventory(tf_output)
+
+
+def test_groups_follow_the_tier_list(tf_inventory, tf_output, tmp_path):
+    tiers = tmp_path / "tiers.yml"
+    tiers.write_text("tiers:\n  web: {}\n  mlflow: {}\n  ngas: {}\n  postgresql: {}\n")
+    del tf_output["hosts"]["value"]["dlg_head"]
+    del tf_output["hosts"]["value"]["dlg_worker"]
+    del tf_output["hosts"]["value"]["slurm_ctl"]
+    del tf_output["hosts"]["value"]["slurm_node"]
+    inv = tf_inventory.build_inventory(tf_output, groups=tf_inventory.load_groups(tiers))
+    assert list(inv["all"]["children"]) == ["web", "mlflow", "ngas", "postgresql"]
+    assert _hosts(inv, "postgresql") == {"mlpipe-mlflow-0": None}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("tiers: []\n", "non-empty mapping"),
+        ("[unclosed\n", "cannot read the tier list"),
+        ("tiers:\n  Web: {}\n", "lowercase letters and underscores: Web"),
+    ],
+)
+def test_bad_tier_list_is_refused(tf_inventory, tmp_path, text, message):
+    tiers = tmp_path / "tiers.yml"
+    tiers.write_text(text)
+    with pytest.raises(tf_inventory.InventoryError, match=message):
+        tf_inventory.load_groups(tiers)
 
 
 def test_bad_ssh_mode(tf_inventory, tf_output):

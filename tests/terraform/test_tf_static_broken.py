@@ -18,96 +18,13 @@ def _append(path: Path, text: str) -> None:
     path.write_text(path.read_text() + "\n" + text + "\n")
 
 
-EXTRA_PUBLIC_RULE = """
-resource "google_compute_firewall" "mlflow_public" {
-  project       = var.project_id
-  name          = "oops"
-  network       = google_compute_network.vpc.id
-  source_ranges = ["0.0.0.0/0"]
-  target_tags   = [local.tier_tags["mlflow"]]
-  allow {
-    protocol = "tcp"
-    ports    = ["5000"]
-  }
-}
-"""
-
 BREAKAGES = {
-    "ssh_open_to_world": (
-        tfcheck.check_firewall,
-        lambda r: _edit(
-            r / "modules/network/variables.tf",
-            'default     = ["35.235.240.0/20"]',
-            'default     = ["0.0.0.0/0"]',
-        ),
-    ),
-    "ssh_literal_range": (
-        tfcheck.check_firewall,
-        lambda r: _edit(
-            r / "modules/network/main.tf",
-            "source_ranges = var.ssh_source_ranges",
-            'source_ranges = ["10.0.0.0/8"]',
-        ),
-    ),
-    "mlflow_public": (
-        tfcheck.check_firewall,
-        lambda r: _append(r / "modules/network/main.tf", EXTRA_PUBLIC_RULE),
-    ),
-    "web_port_8080": (
-        tfcheck.check_firewall,
-        lambda r: _edit(
-            r / "modules/network/variables.tf",
-            "default     = [80, 443]",
-            "default     = [80, 443, 8080]",
-        ),
-    ),
-    "unused_port": (
-        tfcheck.check_firewall,
-        lambda r: _edit(
-            r / "modules/network/main.tf", 'ports   = ["5432"]', 'ports   = ["5432", "3306"]'
-        ),
-    ),
-    "internal_rule_by_range": (
-        tfcheck.check_firewall,
-        lambda r: _edit(
-            r / "modules/network/main.tf",
-            "source_tags = each.value.source_tags",
-            'source_ranges = ["10.0.0.0/8"]',
-        ),
-    ),
-    "public_ip_on_private_tier": (
-        tfcheck.check_public_ips,
-        lambda r: _edit(
-            r / "modules/compute/main.tf",
-            "  network_interface {\n    subnetwork = var.subnet_self_link\n  }",
-            "  network_interface {\n    subnetwork = var.subnet_self_link\n"
-            "    access_config {}\n  }",
-        ),
-    ),
-    "bucket_public_access_inherited": (
-        tfcheck.check_buckets,
-        lambda r: _edit(
-            r / "modules/storage/main.tf",
-            'public_access_prevention    = "enforced"',
-            'public_access_prevention    = "inherited"',
-        ),
-    ),
-    "bucket_unversioned": (
-        tfcheck.check_buckets,
-        lambda r: _edit(r / "modules/storage/main.tf", "enabled = true", "enabled = false"),
-    ),
-    "bucket_acl_mode": (
-        tfcheck.check_buckets,
-        lambda r: _edit(
-            r / "bootstrap/main.tf",
-            "uniform_bucket_level_access = true",
-            "uniform_bucket_level_access = false",
-        ),
-    ),
     "variable_without_description": (
         tfcheck.check_variables,
         lambda r: _edit(
-            r / "modules/storage/variables.tf", '  description = "Labels on both buckets."\n', ""
+            r / "modules/storage/variables.tf",
+            '  description = "Labels on every bucket (each adds purpose = its purpose)."\n',
+            "",
         ),
     ),
     "unused_variable": (
@@ -152,31 +69,8 @@ BREAKAGES = {
         tfcheck.check_module_outputs_consumed,
         lambda r: _append(
             r / "modules/storage/outputs.tf",
-            'output "raw_url" {\n  description = "x"\n  value = google_storage_bucket.raw.url\n}',
-        ),
-    ),
-    "no_oslogin": (
-        tfcheck.check_instances,
-        lambda r: _edit(
-            r / "modules/compute/main.tf",
-            'enable-oslogin         = "TRUE"',
-            'enable-oslogin         = "FALSE"',
-        ),
-    ),
-    "no_secure_boot": (
-        tfcheck.check_instances,
-        lambda r: _edit(
-            r / "modules/compute/main.tf",
-            "enable_secure_boot          = true",
-            "enable_secure_boot          = false",
-        ),
-    ),
-    "skip_without_reason": (
-        tfcheck.check_checkov_skips,
-        lambda r: _edit(
-            r / "modules/network/main.tf",
-            "#checkov:skip=CKV_GCP_106:Port 80",
-            "#checkov:skip=CKV_GCP_106\n  # Port 80",
+            'output "raw_url" {\n  description = "x"\n'
+            '  value = google_storage_bucket.bucket["raw"].url\n}',
         ),
     ),
     "module_readme_missing": (

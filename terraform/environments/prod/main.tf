@@ -6,21 +6,63 @@
  */
 
 locals {
-  tiers = {
-    for t, d in var.tiers : t => merge(d, { for k, v in try(var.tier_overrides[t], {}) : k => v if v != null })
+  # Labels of every resource that takes labels (also the provider's default_labels).
+  labels = merge(var.labels, { app = "mlpipe", env = var.environment })
+
+  # The platform's tiers: tiers.yml at the repository root (the one tier list).
+  tiers_file = yamldecode(file("${path.module}/../../../tiers.yml"))
+
+  sa_members = { for t, e in module.compute.service_accounts : t => "serviceAccount:${e}" }
+  # Tiers with VMs (so with a service account); known before anything exists.
+  with_vms = [for t, g in module.tiers.vm_groups : t if g.count > 0]
+  # Who touches which bucket: tier => member, for the tiers that have VMs.
+  bucket_members = {
+    raw_writers    = { for t in ["ngas"] : t => local.sa_members[t] if contains(local.with_vms, t) }
+    raw_readers    = { for t in ["dlg_worker", "slurm_node"] : t => local.sa_members[t] if contains(local.with_vms, t) }
+    backup_writers = { for t in distinct([lookup(module.tiers.hosted_on, "postgresql", "postgresql"), "ngas"]) : t => local.sa_members[t] if contains(local.with_vms, t) }
   }
 
-  sa         = module.compute.service_accounts
-  sa_members = { for t, e in local.sa : t => "serviceAccount:${e}" }
-
-  # Who touches which bucket (tiers without VMs have no service account).
-  raw_writers    = concat([for t in ["ngas"] : local.sa_members[t] if contains(keys(local.sa), t)], var.raw_data_uploaders)
-  raw_readers    = [for t in ["dlg_worker", "slurm_node"] : local.sa_members[t] if contains(keys(local.sa), t)]
-  backup_writers = [for t in distinct([module.compute.postgresql_tier, "ngas"]) : local.sa_members[t] if contains(keys(local.sa), t)]
+  # Overwritten or deleted object versions are kept this long, in every bucket.
+  delete_old_versions = { action = { type = "Delete" }, condition = { days_since_noncurrent_time = 30, with_state = "ARCHIVED" } }
+  buckets = {
+    raw = {
+      purpose = "raw-data"
+      lifecycle_rules = [
+        { action = { type = "SetStorageClass", storage_class = "NEARLINE" }, condition = { age = 30, matches_storage_class = ["STANDARD"] } },
+        local.delete_old_versions,
+        { action = { type = "AbortIncompleteMultipartUpload" }, condition = { age = 7 } },
+      ]
+      members = {
+        # read, create, overwrite, delete: the NGAS ingest and outside uploaders
+        "roles/storage.objectUser"   = merge(local.bucket_members.raw_writers, { for m in var.raw_data_uploaders : m => m })
+        "roles/storage.objectViewer" = local.bucket_members.raw_readers
+      }
+    }
+    backups = {
+      purpose = "backups"
+      lifecycle_rules = [
+        { action = { type = "Delete" }, condition = { age = var.backup_retention_days, with_state = "LIVE" } },
+        local.delete_old_versions,
+      ]
+      members = {
+        # create and read, never delete: versioning keeps the history
+        "roles/storage.objectCreator" = local.bucket_members.backup_writers
+        "roles/storage.objectViewer"  = local.bucket_members.backup_writers
+      }
+    }
+  }
 
   admin_sa_pairs = {
-    for p in setproduct(var.admin_members, keys(local.sa)) : "${p[0]} ${p[1]}" => { member = p[0], tier = p[1] }
+    for p in setproduct(var.admin_members, local.with_vms) : "${p[0]} ${p[1]}" => { member = p[0], tier = p[1] }
   }
+}
+
+module "tiers" {
+  source = "../../modules/tiers"
+
+  tiers     = local.tiers_file.tiers
+  sizes     = var.tiers
+  overrides = var.tier_overrides
 }
 
 module "network" {
@@ -31,7 +73,9 @@ module "network" {
   name              = var.name
   subnet_cidr       = var.subnet_cidr
   ssh_source_ranges = var.ssh_source_ranges
-  tiers             = distinct(concat(keys(var.tiers), ["postgresql", "web"]))
+  tiers             = module.tiers.names
+  service_rules     = module.tiers.service_rules
+  public_ports      = module.tiers.public_ports
 }
 
 module "compute" {
@@ -43,8 +87,8 @@ module "compute" {
   name                = var.name
   subnet_self_link    = module.network.subnet_self_link
   tier_tags           = module.network.tier_tags
-  tiers               = local.tiers
-  labels              = merge(var.labels, { app = "mlpipe", env = var.environment })
+  tiers               = module.tiers.vm_groups
+  labels              = local.labels
   kms_key_self_link   = var.kms_key_self_link
   deletion_protection = var.deletion_protection
 }
@@ -52,16 +96,13 @@ module "compute" {
 module "storage" {
   source = "../../modules/storage"
 
-  project_id            = var.project_id
-  location              = var.region
-  name                  = var.name
-  raw_writers           = local.raw_writers
-  raw_readers           = local.raw_readers
-  backup_writers        = local.backup_writers
-  backup_retention_days = var.backup_retention_days
-  force_destroy         = var.buckets_force_destroy
-  kms_key_name          = var.kms_key_self_link
-  labels                = merge(var.labels, { app = "mlpipe", env = var.environment })
+  project_id    = var.project_id
+  location      = var.region
+  name          = var.name
+  buckets       = local.buckets
+  force_destroy = var.buckets_force_destroy
+  kms_key_name  = var.kms_key_self_link
+  labels        = local.labels
 }
 
 # Operators: sudo through OS Login, SSH through IAP, and use of the VMs' service
@@ -85,7 +126,7 @@ resource "google_project_iam_member" "iap_tunnel" {
 resource "google_service_account_iam_member" "admin_sa_user" {
   for_each = local.admin_sa_pairs
 
-  service_account_id = "projects/${var.project_id}/serviceAccounts/${local.sa[each.value.tier]}"
+  service_account_id = "projects/${var.project_id}/serviceAccounts/${module.compute.service_accounts[each.value.tier]}"
   role               = "roles/iam.serviceAccountUser"
   member             = each.value.member
 }

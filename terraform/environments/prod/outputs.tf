@@ -5,9 +5,9 @@ output "hosts" {
   value       = module.compute.instances
 }
 
-output "postgresql_tier" {
-  description = "Tier whose VMs run PostgreSQL (the inventory's postgresql group)."
-  value       = module.compute.postgresql_tier
+output "hosted_on" {
+  description = "Tiers without VMs of their own: tier => tier whose VMs run it (e.g. postgresql => mlflow; that group is those VMs)."
+  value       = module.tiers.hosted_on
 }
 
 output "private_cidr" {
@@ -22,12 +22,12 @@ output "network" {
 
 output "bucket_raw" {
   description = "Raw-data landing bucket (mlpipe_bucket_raw)."
-  value       = module.storage.raw_bucket
+  value       = module.storage.names["raw"]
 }
 
 output "bucket_backups" {
   description = "Backups bucket (mlpipe_bucket_backups)."
-  value       = module.storage.backups_bucket
+  value       = module.storage.names["backups"]
 }
 
 output "service_accounts" {

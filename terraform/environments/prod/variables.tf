@@ -59,7 +59,7 @@ variable "ssh_source_ranges" {
 }
 
 variable "tiers" {
-  description = "Default size of each tier (see the compute module for the attributes). Change single values with tier_overrides."
+  description = "VM-group settings replacing a tier's gcp block in tiers.yml as a whole (same attributes, see the compute module); for single values use tier_overrides."
   type = map(object({
     count             = number
     machine_type      = string
@@ -69,21 +69,13 @@ variable "tiers" {
     data_disk_type    = optional(string, "pd-balanced")
     image             = optional(string, "debian-cloud/debian-12")
     labels            = optional(map(string), {})
+    stateful          = optional(bool, false)
   }))
-  default = {
-    mlflow     = { count = 1, machine_type = "e2-standard-2", disk_size_gb = 30, data_disk_size_gb = 50, data_disk_type = "pd-ssd" }
-    postgresql = { count = 0, machine_type = "e2-standard-2", disk_size_gb = 30, data_disk_size_gb = 50, data_disk_type = "pd-ssd" }
-    ngas       = { count = 1, machine_type = "e2-standard-2", disk_size_gb = 30, data_disk_size_gb = 500, data_disk_type = "pd-standard" }
-    dlg_head   = { count = 1, machine_type = "e2-standard-2", disk_size_gb = 30 }
-    dlg_worker = { count = 2, machine_type = "e2-standard-4", disk_size_gb = 50 }
-    slurm_ctl  = { count = 1, machine_type = "e2-small", disk_size_gb = 20 }
-    slurm_node = { count = 2, machine_type = "e2-standard-4", disk_size_gb = 50 }
-    web        = { count = 1, machine_type = "e2-small", disk_size_gb = 20 }
-  }
+  default = {}
 }
 
 variable "tier_overrides" {
-  description = "Per-tier changes merged over var.tiers, e.g. { dlg_worker = { count = 4 } } to scale a tier."
+  description = "Per-tier changes merged over tiers.yml's gcp blocks (and var.tiers), e.g. { dlg_worker = { count = 4 } } to scale a tier. Tiers must be listed in tiers.yml."
   type = map(object({
     count             = optional(number)
     machine_type      = optional(string)
@@ -93,13 +85,9 @@ variable "tier_overrides" {
     data_disk_type    = optional(string)
     image             = optional(string)
     labels            = optional(map(string))
+    stateful          = optional(bool)
   }))
   default = {}
-
-  validation {
-    condition     = alltrue([for t in keys(var.tier_overrides) : contains(["mlflow", "postgresql", "ngas", "dlg_head", "dlg_worker", "slurm_ctl", "slurm_node", "web"], t)])
-    error_message = "tier_overrides keys must be tier names: mlflow, postgresql, ngas, dlg_head, dlg_worker, slurm_ctl, slurm_node, web."
-  }
 }
 
 variable "labels" {
@@ -144,7 +132,7 @@ variable "kms_key_self_link" {
 }
 
 variable "deletion_protection" {
-  description = "Deletion protection on the stateful VMs (mlflow, postgresql, ngas)."
+  description = "Deletion protection on the VMs of stateful tiers (tiers.yml gcp.stateful: mlflow, postgresql, ngas)."
   type        = bool
   default     = false
 }

@@ -5,7 +5,7 @@ output "hosts" {
 
 output "buckets" {
   description = "Raw-data and backups bucket names."
-  value       = [module.storage.raw_bucket, module.storage.backups_bucket]
+  value       = module.storage.names
 }
 
 output "private_cidr" {

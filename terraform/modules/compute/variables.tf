@@ -45,21 +45,17 @@ variable "subnet_self_link" {
 }
 
 variable "tier_tags" {
-  description = "Network tag of each tier (network module output); must have a key for every tier, and postgresql."
+  description = "Network tag of each tier (network module output); must have a key for every tier and every tier in an also_serves list."
   type        = map(string)
-
-  validation {
-    condition     = contains(keys(var.tier_tags), "postgresql") && contains(keys(var.tier_tags), "web")
-    error_message = "tier_tags must contain at least the postgresql and web tiers."
-  }
 }
 
 variable "tiers" {
   description = <<-EOT
-    VM group of each tier: tier => {count, machine_type, disk_size_gb (boot), disk_type,
-    data_disk_size_gb (0 = no data disk), data_disk_type, image, labels}. Only the web tier
-    gets an external IP. A postgresql tier with count 0 (or absent) means PostgreSQL runs on
-    the mlflow VMs, which then also carry the postgresql network tag.
+    VM group of each tier (terraform/modules/tiers output vm_groups): tier => {count,
+    machine_type, disk_size_gb (boot), disk_type, data_disk_size_gb (0 = no data disk),
+    data_disk_type, image, labels, stateful (deletion_protection applies), public (the VMs
+    get a static external IP), also_serves (tiers without VMs of their own whose network
+    tags these VMs also carry, e.g. postgresql on the mlflow VMs)}.
   EOT
   type = map(object({
     count             = number
@@ -70,13 +66,14 @@ variable "tiers" {
     data_disk_type    = optional(string, "pd-balanced")
     image             = optional(string, "debian-cloud/debian-12")
     labels            = optional(map(string), {})
+    stateful          = optional(bool, false)
+    public            = optional(bool, false)
+    also_serves       = optional(list(string), [])
   }))
 
   validation {
-    condition = alltrue([for t in keys(var.tiers) : contains(
-      ["mlflow", "postgresql", "ngas", "dlg_head", "dlg_worker", "slurm_ctl", "slurm_node", "web"], t
-    )])
-    error_message = "tiers keys must be among mlflow, postgresql, ngas, dlg_head, dlg_worker, slurm_ctl, slurm_node, web."
+    condition     = alltrue([for t in keys(var.tiers) : can(regex("^[a-z][a-z_]{0,18}[a-z]$", t))])
+    error_message = "tiers keys must be tier names: 2-20 lowercase letters and underscores (see tiers.yml)."
   }
 
   validation {
@@ -137,7 +134,7 @@ variable "kms_key_self_link" {
 }
 
 variable "deletion_protection" {
-  description = "Protect the stateful VMs (mlflow, postgresql, ngas) from deletion; `make destroy` then fails until it is turned off."
+  description = "Protect the VMs of stateful tiers (tiers.yml gcp.stateful: mlflow, postgresql, ngas) from deletion; `make destroy` then fails until it is turned off."
   type        = bool
   default     = false
 }

@@ -1,65 +1,30 @@
 /**
  * mlpipe network: one custom-mode VPC with one private subnet, Cloud NAT for
  * outbound traffic of the VMs without an external IP, and firewall rules:
- *   - the web tier's 80/443 open to the internet (the only public ingress);
+ *   - var.public_ports (80/443 only) open to the internet on the public tiers only;
  *   - SSH (22) from var.ssh_source_ranges only (default: the IAP range);
- *   - between tiers, only the service ports the platform uses, by network tag.
- * Every other ingress hits GCP's implied deny-all rule.
+ *   - between tiers, one rule per var.service_rules entry: its port, from its source
+ *     tiers' network tags to its target tier's.
+ * Every other ingress hits GCP's implied deny-all rule. The environments build
+ * var.public_ports and var.service_rules from tiers.yml (terraform/modules/tiers).
  */
 
 locals {
   # Network tag of each tier; the compute module puts these on the VMs.
   tier_tags = { for t in var.tiers : t => "${var.name}-${replace(t, "_", "-")}" }
 
-  # Service traffic between tiers: rule name => TCP ports, target tiers, source tiers.
-  # Keep in step with the roles' listening ports (docs/gcp.md has the table).
-  service_rules = {
-    ngas = { # NGAS archive HTTP API
-      ports   = ["7777"]
-      targets = ["ngas"]
-      sources = ["mlflow", "dlg_head", "dlg_worker", "slurm_node", "web"]
-    }
-    mlflow = { # MLflow tracking server (web proxies it; jobs log to it)
-      ports   = ["5000"]
-      targets = ["mlflow"]
-      sources = ["web", "dlg_head", "dlg_worker", "slurm_ctl", "slurm_node"]
-    }
-    postgresql = { # MLflow backend store
-      ports   = ["5432"]
-      targets = ["postgresql"]
-      sources = ["mlflow"]
-    }
-    dlg-head = { # DALiuGE island manager REST + node-manager event/RPC channels
-      ports   = ["8001", "5555", "6666"]
-      targets = ["dlg_head"]
-      sources = ["dlg_worker", "slurm_node", "web"]
-    }
-    dlg-worker = { # DALiuGE node manager REST + event/RPC channels between nodes
-      ports   = ["8000", "5555", "6666"]
-      targets = ["dlg_worker"]
-      sources = ["dlg_head", "dlg_worker"]
-    }
-    slurmctld = { # Slurm controller
-      ports   = ["6817"]
-      targets = ["slurm_ctl"]
-      sources = ["slurm_node", "dlg_head"]
-    }
-    slurmd = { # Slurm compute daemons (controller fan-out and node-to-node)
-      ports   = ["6818"]
-      targets = ["slurm_node"]
-      sources = ["slurm_ctl", "slurm_node"]
-    }
-  }
-
   # Only rules whose target tier exists, with sources restricted to existing tiers.
   active_service_rules = {
-    for k, r in local.service_rules : k => {
-      ports       = r.ports
-      target_tags = [for t in r.targets : local.tier_tags[t] if contains(var.tiers, t)]
+    for k, r in var.service_rules : k => {
+      ports       = [tostring(r.port)]
+      description = r.description
+      target_tags = [local.tier_tags[r.target]]
       source_tags = [for t in r.sources : local.tier_tags[t] if contains(var.tiers, t)]
     }
-    if length([for t in r.targets : t if contains(var.tiers, t)]) > 0 && length([for t in r.sources : t if contains(var.tiers, t)]) > 0
+    if contains(var.tiers, r.target) && length([for t in r.sources : t if contains(var.tiers, t)]) > 0
   }
+
+  public_rules = { for t, ports in var.public_ports : t => [for p in ports : tostring(p)] if contains(var.tiers, t) }
 
   all_tags = values(local.tier_tags)
 }
@@ -115,21 +80,23 @@ resource "google_compute_router_nat" "nat" {
   }
 }
 
-resource "google_compute_firewall" "web_public" {
-  #checkov:skip=CKV_GCP_106:Port 80 is public on purpose, on the web tier only: it answers with a redirect to HTTPS and serves ACME HTTP-01 challenges.
+resource "google_compute_firewall" "public" {
+  #checkov:skip=CKV_GCP_106:Port 80 is public on purpose, on the public (web) tier only: it answers with a redirect to HTTPS and serves ACME HTTP-01 challenges.
+  for_each = local.public_rules
+
   project     = var.project_id
-  name        = "${var.name}-allow-web-public"
-  description = "HTTP(S) from the internet to the web tier only"
+  name        = "${var.name}-allow-${replace(each.key, "_", "-")}-public"
+  description = "From the internet to the ${each.key} tier: ${join(", ", each.value)} only"
   network     = google_compute_network.vpc.id
   direction   = "INGRESS"
   priority    = 1000
 
   source_ranges = ["0.0.0.0/0"]
-  target_tags   = [local.tier_tags["web"]]
+  target_tags   = [local.tier_tags[each.key]]
 
   allow {
     protocol = "tcp"
-    ports    = [for p in var.web_public_ports : tostring(p)]
+    ports    = each.value
   }
 
   log_config {
@@ -163,7 +130,7 @@ resource "google_compute_firewall" "service" {
 
   project     = var.project_id
   name        = "${var.name}-allow-${each.key}"
-  description = "mlpipe internal service traffic: ${each.key}"
+  description = "mlpipe internal service traffic: ${each.value.description}"
   network     = google_compute_network.vpc.id
   direction   = "INGRESS"
   priority    = 1000
@@ -179,4 +146,9 @@ resource "google_compute_firewall" "service" {
   log_config {
     metadata = "INCLUDE_ALL_METADATA"
   }
+}
+
+moved {
+  from = google_compute_firewall.web_public
+  to   = google_compute_firewall.public["web"]
 }

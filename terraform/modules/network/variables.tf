@@ -49,25 +49,38 @@ variable "ssh_source_ranges" {
   }
 }
 
-variable "web_public_ports" {
-  description = "TCP ports of the web tier open to the internet (HTTPS, and HTTP for the redirect and ACME challenges)."
-  type        = list(number)
-  default     = [80, 443]
+variable "public_ports" {
+  description = "TCP ports open to the internet, per tier: tier => ports (terraform/modules/tiers output public_ports). Only 80 and 443 may be public."
+  type        = map(list(number))
 
   validation {
-    condition     = length(var.web_public_ports) > 0 && alltrue([for p in var.web_public_ports : contains([80, 443], p)])
-    error_message = "web_public_ports may only contain 80 and 443."
+    condition     = alltrue(flatten([for t, ports in var.public_ports : [for p in ports : contains([80, 443], p)]]))
+    error_message = "public_ports may only contain 80 and 443 (tiers.yml: a port with public: true)."
+  }
+}
+
+variable "service_rules" {
+  description = "Internal firewall rules (terraform/modules/tiers output service_rules): key => {port, target (tier), sources (tiers), description}; rule <name>-allow-<key>."
+  type = map(object({
+    port        = number
+    target      = string
+    sources     = list(string)
+    description = string
+  }))
+
+  validation {
+    condition     = alltrue([for k, r in var.service_rules : can(regex("^[a-z][a-z0-9-]{0,40}$", k)) && r.port >= 1 && r.port <= 65535 && r.port != 22])
+    error_message = "service_rules keys must be lowercase names (letters, digits, hyphens) and ports 1-65535 other than 22 (SSH has its own rule)."
   }
 }
 
 variable "tiers" {
-  description = "Names of the platform tiers (keys of the compute module's tiers map); each gets a network tag <name>-<tier>."
+  description = "Names of the platform tiers (terraform/modules/tiers output names); each gets a network tag <name>-<tier>."
   type        = list(string)
-  default     = ["mlflow", "postgresql", "ngas", "dlg_head", "dlg_worker", "slurm_ctl", "slurm_node", "web"]
 
   validation {
-    condition     = alltrue([for t in var.tiers : can(regex("^[a-z][a-z_]*[a-z]$", t))]) && contains(var.tiers, "web")
-    error_message = "tiers must be lowercase names (letters and underscores) and include web."
+    condition     = length(var.tiers) > 0 && alltrue([for t in var.tiers : can(regex("^[a-z][a-z_]{0,18}[a-z]$", t))])
+    error_message = "tiers must be a non-empty list of tier names (2-20 lowercase letters and underscores)."
   }
 }
 

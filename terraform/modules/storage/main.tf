@@ -1,26 +1,41 @@
 /**
- * mlpipe storage: the raw-data landing bucket and the backups bucket.
- * Both: uniform bucket-level access, public access prevention enforced,
- * object versioning, lifecycle rules; access is granted per bucket to the
- * tiers' service accounts (never project-wide storage roles).
+ * mlpipe storage: one bucket per var.buckets entry (the environments define a
+ * raw-data landing bucket and a backups bucket). Every bucket: uniform
+ * bucket-level access, public access prevention enforced, object versioning,
+ * lifecycle rules;
+ * access is granted per bucket and role to the listed members (never
+ * project-wide storage roles).
  */
 
 locals {
-  raw_name     = coalesce(var.raw_bucket_name, "${var.project_id}-${var.name}-raw")
-  backups_name = coalesce(var.backups_bucket_name, "${var.project_id}-${var.name}-backups")
+  names = { for k, b in var.buckets : k => coalesce(b.name, "${var.project_id}-${var.name}-${k}") }
+
+  # "<bucket>/<role>/<member key>" => one IAM grant; the keys are known at plan time
+  # even when the members (service-account emails) are not.
+  grants = merge([
+    for k, b in var.buckets : merge([
+      for role, members in b.members : {
+        for key, member in members : "${k}/${role}/${key}" => { bucket = k, role = role, member = member }
+      }
+    ]...)
+  ]...)
 }
 
-resource "google_storage_bucket" "raw" {
+resource "google_storage_bucket" "bucket" {
   #checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (Data Access logs for storage.googleapis.com, enabled by the environment), not legacy usage logs.
+  for_each = var.buckets
+
   project                     = var.project_id
-  name                        = local.raw_name
+  name                        = local.names[each.key]
   location                    = var.location
-  storage_class               = "STANDARD"
+  storage_class               = each.value.storage_class
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"
   force_destroy               = var.force_destroy
-  labels                      = merge(var.labels, { purpose = "raw-data" })
+  labels                      = merge(var.labels, { purpose = each.value.purpose })
 
+  # Always on: overwritten and deleted objects stay recoverable until a lifecycle rule
+  # (days_since_noncurrent_time) removes them.
   versioning {
     enabled = true
   }
@@ -33,110 +48,38 @@ resource "google_storage_bucket" "raw" {
   }
 
   dynamic "lifecycle_rule" {
-    for_each = var.raw_nearline_after_days > 0 ? [var.raw_nearline_after_days] : []
+    for_each = each.value.lifecycle_rules
     content {
       condition {
-        age                   = lifecycle_rule.value
-        matches_storage_class = ["STANDARD"]
+        age                        = lifecycle_rule.value.condition.age
+        with_state                 = lifecycle_rule.value.condition.with_state
+        matches_storage_class      = lifecycle_rule.value.condition.matches_storage_class
+        days_since_noncurrent_time = lifecycle_rule.value.condition.days_since_noncurrent_time
+        num_newer_versions         = lifecycle_rule.value.condition.num_newer_versions
       }
       action {
-        type          = "SetStorageClass"
-        storage_class = "NEARLINE"
+        type          = lifecycle_rule.value.action.type
+        storage_class = lifecycle_rule.value.action.storage_class
       }
     }
   }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = var.noncurrent_version_days
-      with_state                 = "ARCHIVED"
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      age = 7
-    }
-    action {
-      type = "AbortIncompleteMultipartUpload"
-    }
-  }
 }
 
-resource "google_storage_bucket" "backups" {
-  #checkov:skip=CKV_GCP_62:Access is audited with Cloud Audit Logs (Data Access logs for storage.googleapis.com, enabled by the environment), not legacy usage logs.
-  project                     = var.project_id
-  name                        = local.backups_name
-  location                    = var.location
-  storage_class               = "STANDARD"
-  uniform_bucket_level_access = true
-  public_access_prevention    = "enforced"
-  force_destroy               = var.force_destroy
-  labels                      = merge(var.labels, { purpose = "backups" })
+resource "google_storage_bucket_iam_member" "member" {
+  for_each = local.grants
 
-  versioning {
-    enabled = true
-  }
-
-  dynamic "encryption" {
-    for_each = var.kms_key_name == null ? [] : [var.kms_key_name]
-    content {
-      default_kms_key_name = encryption.value
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      age        = var.backup_retention_days
-      with_state = "LIVE"
-    }
-    action {
-      type = "Delete"
-    }
-  }
-
-  lifecycle_rule {
-    condition {
-      days_since_noncurrent_time = var.noncurrent_version_days
-      with_state                 = "ARCHIVED"
-    }
-    action {
-      type = "Delete"
-    }
-  }
+  bucket = google_storage_bucket.bucket[each.value.bucket].name
+  role   = each.value.role
+  member = each.value.member
 }
 
-resource "google_storage_bucket_iam_member" "raw_writer" {
-  for_each = toset(var.raw_writers)
-
-  bucket = google_storage_bucket.raw.name
-  role   = "roles/storage.objectUser"
-  member = each.value
+# State written before the buckets were one resource.
+moved {
+  from = google_storage_bucket.raw
+  to   = google_storage_bucket.bucket["raw"]
 }
 
-resource "google_storage_bucket_iam_member" "raw_reader" {
-  for_each = toset(var.raw_readers)
-
-  bucket = google_storage_bucket.raw.name
-  role   = "roles/storage.objectViewer"
-  member = each.value
-}
-
-resource "google_storage_bucket_iam_member" "backup_creator" {
-  for_each = toset(var.backup_writers)
-
-  bucket = google_storage_bucket.backups.name
-  role   = "roles/storage.objectCreator"
-  member = each.value
-}
-
-resource "google_storage_bucket_iam_member" "backup_reader" {
-  for_each = toset(var.backup_writers)
-
-  bucket = google_storage_bucket.backups.name
-  role   = "roles/storage.objectViewer"
-  member = each.value
+moved {
+  from = google_storage_bucket.backups
+  to   = google_storage_bucket.bucket["backups"]
 }

@@ -1,9 +1,4 @@
-output "raw_bucket" {
-  description = "Name of the raw-data landing bucket (mlpipe_bucket_raw in the inventory)."
-  value       = google_storage_bucket.raw.name
-}
-
-output "backups_bucket" {
-  description = "Name of the backups bucket (mlpipe_bucket_backups in the inventory)."
-  value       = google_storage_bucket.backups.name
+output "names" {
+  description = "Bucket name of each var.buckets key (raw => mlpipe_bucket_raw, backups => mlpipe_bucket_backups in the inventory)."
+  value       = { for k, b in google_storage_bucket.bucket : k => b.name }
 }

@@ -19,7 +19,7 @@ variable "location" {
 }
 
 variable "name" {
-  description = "Name prefix of the buckets; they are named <project_id>-<name>-raw and <project_id>-<name>-backups unless overridden."
+  description = "Name prefix of the buckets; they are named <project_id>-<name>-<key> unless a bucket sets its name."
   type        = string
 
   validation {
@@ -28,91 +28,60 @@ variable "name" {
   }
 }
 
-variable "raw_bucket_name" {
-  description = "Name of the raw-data landing bucket; null derives it from project_id and name."
-  type        = string
-  default     = null
+variable "buckets" {
+  description = <<-EOT
+    Buckets (all versioned): key => {purpose (label), name (null: <project_id>-<name>-<key>),
+    storage_class, lifecycle_rules (list of {action = {type, storage_class}, condition = {age,
+    with_state, matches_storage_class, days_since_noncurrent_time, num_newer_versions}}),
+    members (role => {key => IAM member}: the keys name the grants, so they are known before
+    the members' service accounts exist)}.
+  EOT
+  type = map(object({
+    purpose       = string
+    name          = optional(string)
+    storage_class = optional(string, "STANDARD")
+    lifecycle_rules = optional(list(object({
+      action = object({
+        type          = string
+        storage_class = optional(string)
+      })
+      condition = object({
+        age                        = optional(number)
+        with_state                 = optional(string)
+        matches_storage_class      = optional(list(string))
+        days_since_noncurrent_time = optional(number)
+        num_newer_versions         = optional(number)
+      })
+    })), [])
+    members = optional(map(map(string)), {})
+  }))
 
   validation {
-    condition     = var.raw_bucket_name == null || can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", var.raw_bucket_name))
-    error_message = "raw_bucket_name must be a valid bucket name (3-63 lowercase characters)."
+    condition     = alltrue([for k, b in var.buckets : can(regex("^[a-z0-9][a-z0-9-]{0,20}$", k)) && (b.name == null || can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", coalesce(b.name, "-"))))])
+    error_message = "bucket keys must be short lowercase names (letters, digits, hyphens) and names valid bucket names (3-63 lowercase characters)."
   }
-}
-
-variable "backups_bucket_name" {
-  description = "Name of the backups bucket; null derives it from project_id and name."
-  type        = string
-  default     = null
 
   validation {
-    condition     = var.backups_bucket_name == null || can(regex("^[a-z0-9][a-z0-9_.-]{1,61}[a-z0-9]$", var.backups_bucket_name))
-    error_message = "backups_bucket_name must be a valid bucket name (3-63 lowercase characters)."
+    condition     = alltrue([for k, b in var.buckets : contains(["STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"], b.storage_class)])
+    error_message = "storage_class must be STANDARD, NEARLINE, COLDLINE or ARCHIVE."
   }
-}
-
-variable "raw_nearline_after_days" {
-  description = "Raw data objects move to NEARLINE storage after this many days (0 disables the transition)."
-  type        = number
-  default     = 30
 
   validation {
-    condition     = var.raw_nearline_after_days >= 0
-    error_message = "raw_nearline_after_days must be >= 0."
+    condition     = alltrue([for k, b in var.buckets : length(b.lifecycle_rules) > 0])
+    error_message = "every bucket needs lifecycle rules (old versions and stale objects must age out)."
   }
-}
-
-variable "noncurrent_version_days" {
-  description = "Overwritten or deleted object versions are kept this many days in both buckets, then deleted."
-  type        = number
-  default     = 30
 
   validation {
-    condition     = var.noncurrent_version_days >= 1
-    error_message = "noncurrent_version_days must be >= 1."
+    condition     = alltrue(flatten([for k, b in var.buckets : [for r in b.lifecycle_rules : contains(["Delete", "SetStorageClass", "AbortIncompleteMultipartUpload"], r.action.type)]]))
+    error_message = "lifecycle rule actions must be Delete, SetStorageClass or AbortIncompleteMultipartUpload."
   }
-}
-
-variable "backup_retention_days" {
-  description = "Backups older than this many days are deleted (their noncurrent versions then age out too)."
-  type        = number
-  default     = 90
 
   validation {
-    condition     = var.backup_retention_days >= 7
-    error_message = "backup_retention_days must be >= 7."
-  }
-}
-
-variable "raw_writers" {
-  description = "IAM members (serviceAccount:..., group:...) that may read, create, overwrite and delete objects in the raw-data bucket (uploaders, the NGAS ingest)."
-  type        = list(string)
-  default     = []
-
-  validation {
-    condition     = alltrue([for m in var.raw_writers : can(regex("^(serviceAccount|group|user):", m))])
-    error_message = "raw_writers must be IAM members: serviceAccount:, group: or user:."
-  }
-}
-
-variable "raw_readers" {
-  description = "IAM members that may only read objects in the raw-data bucket."
-  type        = list(string)
-  default     = []
-
-  validation {
-    condition     = alltrue([for m in var.raw_readers : can(regex("^(serviceAccount|group|user):", m))])
-    error_message = "raw_readers must be IAM members: serviceAccount:, group: or user:."
-  }
-}
-
-variable "backup_writers" {
-  description = "IAM members that write (create, read; never delete) backups in the backups bucket."
-  type        = list(string)
-  default     = []
-
-  validation {
-    condition     = alltrue([for m in var.backup_writers : can(regex("^(serviceAccount|group|user):", m))])
-    error_message = "backup_writers must be IAM members: serviceAccount:, group: or user:."
+    condition = alltrue(flatten([for k, b in var.buckets : [for role, members in b.members : concat(
+      [contains(["roles/storage.objectViewer", "roles/storage.objectCreator", "roles/storage.objectUser"], role)],
+      [for m in values(members) : can(regex("^(serviceAccount|group|user):", m))],
+    )]]))
+    error_message = "bucket members: roles must be roles/storage.objectViewer, objectCreator or objectUser (no admin roles), members serviceAccount:, group: or user: (never allUsers)."
   }
 }
 
@@ -129,7 +98,7 @@ variable "force_destroy" {
 }
 
 variable "labels" {
-  description = "Labels on both buckets."
+  description = "Labels on every bucket (each adds purpose = its purpose)."
   type        = map(string)
   default     = {}
 }

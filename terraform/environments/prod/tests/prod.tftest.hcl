@@ -17,7 +17,7 @@ run "defaults" {
   }
 
   assert {
-    condition     = !contains(keys(output.hosts), "postgresql") && output.postgresql_tier == "mlflow"
+    condition     = !contains(keys(output.hosts), "postgresql") && output.hosted_on["postgresql"] == "mlflow"
     error_message = "PostgreSQL on the mlflow VM by default"
   }
 
@@ -35,7 +35,7 @@ run "scale_a_tier" {
   }
 
   assert {
-    condition     = length(output.hosts["dlg_worker"]) == 4 && output.postgresql_tier == "postgresql"
+    condition     = length(output.hosts["dlg_worker"]) == 4 && !contains(keys(output.hosted_on), "postgresql")
     error_message = "tier_overrides scales one tier and keeps the rest"
   }
 }

@@ -2,23 +2,25 @@
 mock_provider "google" {}
 
 variables {
-  project_id  = "mlpipe-test-project"
-  region      = "test-region1"
-  name        = "mlpipe"
-  subnet_cidr = "10.42.0.0/24"
+  project_id   = "mlpipe-test-project"
+  region       = "test-region1"
+  name         = "mlpipe"
+  subnet_cidr  = "10.42.0.0/24"
+  tiers        = ["mlflow", "postgresql", "dlg_worker", "web"]
+  public_ports = { web = [443, 80] }
+  service_rules = {
+    postgresql-5432 = { port = 5432, target = "postgresql", sources = ["mlflow"], description = "pg" }
+    mlflow-5000     = { port = 5000, target = "mlflow", sources = ["web", "dlg_worker", "slurm_node"], description = "mlflow" }
+    ngas-7777       = { port = 7777, target = "ngas", sources = ["mlflow"], description = "ngas, absent tier" }
+  }
 }
 
 run "firewall_as_specified" {
   command = plan
 
   assert {
-    condition     = google_compute_firewall.web_public.source_ranges == toset(["0.0.0.0/0"])
-    error_message = "the web rule must be the internet-facing one"
-  }
-
-  assert {
-    condition     = google_compute_firewall.web_public.target_tags == toset(["mlpipe-web"])
-    error_message = "only the web tier may be public"
+    condition     = keys(google_compute_firewall.public) == ["web"] && google_compute_firewall.public["web"].source_ranges == toset(["0.0.0.0/0"])
+    error_message = "the public tier's rule is the internet-facing one"
   }
 
   assert {
@@ -27,13 +29,13 @@ run "firewall_as_specified" {
   }
 
   assert {
-    condition     = length(google_compute_firewall.service) == 7
-    error_message = "expected the 7 internal service rules"
+    condition     = length(google_compute_firewall.service) == 2
+    error_message = "rules for absent target tiers are dropped"
   }
 
   assert {
-    condition     = google_compute_firewall.service["postgresql"].source_tags == toset(["mlpipe-mlflow"])
-    error_message = "only MLflow talks to PostgreSQL"
+    condition     = google_compute_firewall.service["mlflow-5000"].source_tags == toset(["mlpipe-web", "mlpipe-dlg-worker"])
+    error_message = "sources are restricted to existing tiers"
   }
 
   assert {
@@ -56,8 +58,8 @@ run "only_80_443_public" {
   command = plan
 
   variables {
-    web_public_ports = [443, 8080]
+    public_ports = { web = [443, 8080] }
   }
 
-  expect_failures = [var.web_public_ports]
+  expect_failures = [var.public_ports]
 }

@@ -2,29 +2,55 @@
 mock_provider "google" {}
 
 variables {
-  project_id     = "mlpipe-test-project"
-  location       = "test-region1"
-  name           = "mlpipe"
-  raw_writers    = ["serviceAccount:ngas@mlpipe-test-project.iam.gserviceaccount.com"]
-  backup_writers = ["serviceAccount:mlflow@mlpipe-test-project.iam.gserviceaccount.com"]
+  project_id = "mlpipe-test-project"
+  location   = "test-region1"
+  name       = "mlpipe"
+  buckets = {
+    raw = {
+      purpose         = "raw-data"
+      lifecycle_rules = [{ action = { type = "Delete" }, condition = { age = 30 } }]
+      members         = { "roles/storage.objectUser" = { ngas = "serviceAccount:ngas@mlpipe-test-project.iam.gserviceaccount.com" } }
+    }
+    backups = {
+      purpose         = "backups"
+      lifecycle_rules = [{ action = { type = "Delete" }, condition = { age = 90 } }]
+      members         = { "roles/storage.objectCreator" = { mlflow = "serviceAccount:mlflow@mlpipe-test-project.iam.gserviceaccount.com" } }
+    }
+  }
 }
 
 run "buckets_private_and_versioned" {
   command = plan
 
   assert {
-    condition = alltrue([for b in [google_storage_bucket.raw, google_storage_bucket.backups] :
+    condition = alltrue([for b in google_storage_bucket.bucket :
     b.public_access_prevention == "enforced" && b.uniform_bucket_level_access && b.versioning[0].enabled])
-    error_message = "both buckets: public access prevention, uniform access, versioning"
+    error_message = "every bucket: public access prevention, uniform access, versioning"
   }
 
   assert {
-    condition     = output.raw_bucket == "mlpipe-test-project-mlpipe-raw" && output.backups_bucket == "mlpipe-test-project-mlpipe-backups"
-    error_message = "bucket names derive from project and name"
+    condition     = output.names["raw"] == "mlpipe-test-project-mlpipe-raw" && output.names["backups"] == "mlpipe-test-project-mlpipe-backups"
+    error_message = "bucket names derive from project, name and key"
   }
 
   assert {
-    condition     = google_storage_bucket_iam_member.backup_creator["serviceAccount:mlflow@mlpipe-test-project.iam.gserviceaccount.com"].role == "roles/storage.objectCreator"
-    error_message = "backup writers may create, not delete"
+    condition     = google_storage_bucket_iam_member.member["backups/roles/storage.objectCreator/mlflow"].role == "roles/storage.objectCreator"
+    error_message = "one grant per bucket, role and member"
   }
+}
+
+run "admin_role_rejected" {
+  command = plan
+
+  variables {
+    buckets = {
+      raw = {
+        purpose         = "raw-data"
+        lifecycle_rules = [{ action = { type = "Delete" }, condition = { age = 30 } }]
+        members         = { "roles/storage.admin" = { x = "user:x@example.org" } }
+      }
+    }
+  }
+
+  expect_failures = [var.buckets]
 }
