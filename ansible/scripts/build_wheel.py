@@ -11,9 +11,9 @@
 
 The version is pyproject.toml's, with a PEP 440 local label made of the first
 12 hex digits of the SHA-256 of the package's source files (pyproject.toml,
-README.md and mlpipe/, without caches): 0.1.0+1a2b3c4d5e6f. Any change to those
-files gives a new version, so pip on a host installs it; the same files give
-the same version, and the existing wheel is reused. The wheel is built by
+README.md and mlpipe/, without caches and hidden files): 0.1.0+1a2b3c4d5e6f.
+Any change to those files gives a new version, so pip on a host installs it;
+the same files give the same version, and the existing wheel is reused. The wheel is built by
 `pip wheel` from a temporary copy of exactly those files (tasks_py/ itself is
 never written to) and moved into dist/ complete, so a wheel in dist/ is never
 half written.
@@ -67,6 +67,8 @@ def source_files(source: Path) -> list[Path]:
 
 def _walk(directory: Path) -> Iterator[Path]:
     for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):  # tool caches (.mypy_cache, ...), editor files
+            continue
         if path.is_dir():
             if path.name not in SKIPPED_DIRS and not path.name.endswith(".egg-info"):
                 yield from _walk(path)
@@ -89,7 +91,7 @@ def project(source: Path) -> tuple[str, str]:
     try:
         table = tomllib.loads(path.read_text())["project"]
         name, version = str(table["name"]), str(table["version"])
-    except (tomllib.TOMLDecodeError, KeyError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
         raise WheelError(f"{path}: no [project] name and version ({exc})") from exc
     if "+" in version:
         raise WheelError(f"{path}: version {version} already has a local label")
@@ -98,8 +100,8 @@ def project(source: Path) -> tuple[str, str]:
 
 def wheel_version(source: Path) -> tuple[str, str, list[Path]]:
     """(name, version with the source's local label, the files it covers)."""
-    name, base = project(source)
     files = source_files(source)
+    name, base = project(source)
     return name, f"{base}+{fingerprint(source, files)[:12]}", files
 
 
