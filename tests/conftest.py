@@ -48,6 +48,7 @@ if str(TESTS) not in sys.path:
 from ngas_double import NgasDouble  # noqa: E402
 
 VENV_BIN = Path(os.path.abspath(sys.executable)).parent
+WEATHER_RAW = TESTS.parent / "tasks_py" / "examples" / "weather" / "raw"
 READY_TIMEOUT = float(os.environ.get("MLPIPE_TEST_READY_TIMEOUT", "120"))
 
 
@@ -304,15 +305,13 @@ def mlflow_server_ngas_client(mlflow_server_factory, ngas_server) -> MlflowServe
 
 # ------------------------------------------------------- tasks and pipelines
 @pytest.fixture(scope="session")
-def weather_raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real observations (vega_datasets seattle-weather) as one raw CSV per year."""
-    data = pytest.importorskip("vega_datasets").data
-    out = tmp_path_factory.mktemp("weather-raw")
-    frame = data.seattle_weather()
-    for year, rows in frame.groupby(frame["date"].dt.year):
-        rows = rows.assign(date=rows["date"].dt.strftime("%Y-%m-%d"))
-        rows.to_csv(out / f"seattle-{year}.csv", index=False)
-    return out
+def weather_raw() -> Path:
+    """Real observations (seattle-weather, 2012-2015), one raw CSV per year: the committed
+    example data ``tasks_py/examples/weather/raw/`` (tests only read it)."""
+    raw = WEATHER_RAW
+    years = sorted(p.name for p in raw.glob("seattle-*.csv"))
+    assert years == [f"seattle-{y}.csv" for y in (2012, 2013, 2014, 2015)], (raw, years)
+    return raw
 
 
 @pytest.fixture

@@ -5,14 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-pytest.importorskip("mlflow")
-
-from mlflow.exceptions import MlflowException  # noqa: E402
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository  # noqa: E402
-
-from mlpipe import cli  # noqa: E402
-from mlpipe.storage.mlflow_ngas import NgasArtifactRepository  # noqa: E402
+from mlpipe import cli
+from mlpipe.storage.mlflow_ngas import NgasArtifactRepository
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ import sys
 import uuid
 from pathlib import Path
 
+import mlflow
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
-
-from mlpipe.storage import NgasClient  # noqa: E402
+from mlpipe.storage import NgasClient
 
 LOAD_SCRIPT = """
 import sys, mlflow, numpy as np

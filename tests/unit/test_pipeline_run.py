@@ -12,18 +12,17 @@ import sys
 import threading
 from pathlib import Path
 
+import mlflow
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
-
-from mlpipe.cli import main  # noqa: E402
-from mlpipe.pipeline import load_pipeline  # noqa: E402
-from mlpipe.pipeline.executors import get_executor  # noqa: E402
-from mlpipe.pipeline.plan import Plan  # noqa: E402
-from mlpipe.pipeline.runner import run_pipeline  # noqa: E402
-from mlpipe.pipeline.step import StepJob, StepOutcome  # noqa: E402
-from mlpipe.tasks import run_task  # noqa: E402
-from mlpipe.tasks.context import TaskContext  # noqa: E402
+from mlpipe.cli import main
+from mlpipe.pipeline import load_pipeline
+from mlpipe.pipeline.executors import get_executor
+from mlpipe.pipeline.plan import Plan
+from mlpipe.pipeline.runner import run_pipeline
+from mlpipe.pipeline.step import StepJob, StepOutcome
+from mlpipe.tasks.context import TaskContext
+from mlpipe.tasks.registry import run_task
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "tasks_py" / "examples" / "weather"
 MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
@@ -128,7 +127,7 @@ tasks:
     assert [r.data.tags["mlpipe.step"] for r in failed] == ["train"]
 
     path.write_text(text.replace("alpha: -1", "alpha: 0.001"))
-    outcomes = run_pipeline(path, TaskContext.from_config())
+    outcomes = run_pipeline(path, TaskContext.from_config()).outcomes
     assert {s: (o.status, o.run_id) for s, o in outcomes.items() if s != "train"} == {
         s: ("skipped", run) for s, (_, run) in first.items()
     }

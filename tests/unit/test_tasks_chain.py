@@ -7,16 +7,16 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import mlflow
+import mlflow.sklearn
+import pandas as pd
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
-pd = pytest.importorskip("pandas")
-
-from mlpipe.errors import BadInput  # noqa: E402
-from mlpipe.models.weather import WeatherModel  # noqa: E402
-from mlpipe.tasks import run_task  # noqa: E402
-from mlpipe.tasks.context import TaskContext  # noqa: E402
-from mlpipe.tasks.promote import GateRefused  # noqa: E402
+from mlpipe.errors import BadInput
+from mlpipe.models.weather import WeatherModel
+from mlpipe.tasks.context import TaskContext
+from mlpipe.tasks.promote import GateRefused
+from mlpipe.tasks.registry import run_task
 
 
 def ngas_bytes(client, file_id: str, tmp_path: Path) -> bytes:

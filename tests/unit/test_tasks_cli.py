@@ -11,11 +11,10 @@ import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import mlflow
 import pytest
 
-mlflow = pytest.importorskip("mlflow")
-
-from mlpipe.cli import main  # noqa: E402
+from mlpipe.cli import main
 
 VENV_BIN = Path(os.path.abspath(sys.executable)).parent
 
@@ -120,7 +119,7 @@ def test_only_corrupt_files_and_unknown_plugin(task_env, cli, tmp_path, monkeypa
 
 
 def test_missing_model_and_refused_promotion_exit_codes(task_env, cli, weather_raw):
-    from mlpipe.tasks import run_task
+    from mlpipe.tasks.registry import run_task
     from mlpipe.tasks.context import TaskContext
 
     ctx = TaskContext.from_config()

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
-pd = pytest.importorskip("pandas")
-
-from mlpipe.errors import BadInput  # noqa: E402
-from mlpipe.models import BadRawFile, load_plugin  # noqa: E402
-from mlpipe.models.weather import WeatherModel  # noqa: E402
+from mlpipe.errors import BadInput
+from mlpipe.models import BadRawFile, load_plugin
+from mlpipe.models.weather import WeatherModel
 
 
 def test_plugin_by_name_and_dotted_path():

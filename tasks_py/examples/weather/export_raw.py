@@ -1,8 +1,10 @@
 """Write the example raw data: vega_datasets' seattle-weather, one CSV per year.
 
 The observations (Seattle, 2012-2015, from NOAA via the vega datasets) ship
-offline inside the ``vega_datasets`` package. Usage::
+offline inside the ``vega_datasets`` package, which only this script needs (it
+is no dependency of mlpipe: ``raw/`` is committed). Usage::
 
+    pip install vega_datasets==0.9.0
     python export_raw.py [OUT_DIR]      # default: raw/ next to this file
 """
 
@@ -11,10 +13,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vega_datasets import data
-
 
 def export(out_dir: Path) -> list[Path]:
+    try:
+        from vega_datasets import data
+    except ImportError:
+        sys.exit("export_raw.py needs the vega_datasets package: pip install vega_datasets==0.9.0")
     frame = data.seattle_weather()
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

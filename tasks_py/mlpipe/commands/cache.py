@@ -10,7 +10,7 @@ from mlpipe.config import parse_size
 from mlpipe.storage.cache import ReadCache
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("cache", help="local read cache: stats, prune, connection mode")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 

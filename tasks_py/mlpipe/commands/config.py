@@ -8,7 +8,7 @@ import json
 from mlpipe.config import as_dict, load_config, render
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("config", help="show the effective mlpipe configuration")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     show = actions.add_parser("show", help="print the effective config (secrets masked)")

@@ -16,7 +16,7 @@ from mlpipe.errors import BadInput
 from mlpipe.storage.ngas import NgasClient
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("ngas", help="NGAS archive: status, archive, retrieve, list")
     parser.add_argument("--url", help="NGAS base URL (default: [ngas] url)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)

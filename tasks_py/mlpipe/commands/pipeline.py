@@ -2,18 +2,24 @@
 
 ``run`` skips steps whose task, inputs and parameters are unchanged since their
 last successful run and so resumes after a failure from the failed step.
-Exit codes: 0 all steps ok, 2 bad input (invalid pipeline, a step refused its
-input), 1 a step failed.
+``run --json`` prints one JSON object (the run's summary) on stdout and
+everything else on stderr. Exit codes: 0 all steps ok, 2 bad input (invalid
+pipeline, a step refused its input), 1 a step failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlpipe.tasks.context import TaskContext
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("pipeline", help="validate or run a pipeline.yaml")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = actions.add_parser("validate", help="check a pipeline without running anything")
@@ -24,10 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", default="local", help="local (default)")
     p.add_argument("--workers", type=int, help="concurrent steps (default [pipeline] max_workers)")
     p.add_argument("--force", action="store_true", help="run every step, even unchanged ones")
+    p.add_argument(
+        "--json", action="store_true", help="print the run's summary as one JSON object on stdout"
+    )
     p.set_defaults(func=_run)
 
 
-def _context():
+def _context() -> TaskContext:
     """Config and model plugin only: MLflow is set up once the pipeline is known good."""
     from mlpipe.config import load_config
     from mlpipe.tasks.context import TaskContext
@@ -48,6 +57,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from mlpipe.pipeline.executors import get_executor
     from mlpipe.pipeline.runner import check, run_pipeline
+    from mlpipe.pipeline.step import OK_STATUSES
 
     ctx = _context()
     _, report = check(args.file, ctx)
@@ -55,17 +65,17 @@ def _run(args: argparse.Namespace) -> int:
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     ctx.setup_mlflow()
-    outcomes = run_pipeline(args.file, ctx, args.executor, args.force, args.workers)
-    for name, out in outcomes.items():
+    result = run_pipeline(args.file, ctx, args.executor, args.force, args.workers)
+    for name, out in result.outcomes.items():
         run = f" run {out.run_id}" if out.run_id else ""
-        stream = sys.stdout if out.status in ("ran", "skipped") else sys.stderr
-        print(f"{name}: {out.status}{run}: {out.summary}", file=stream)
-    failed = [o for o in outcomes.values() if o.status == "failed"]
-    if not failed:
-        return 0
-    print(
-        f"{args.file}: {len(failed)} step(s) failed; fix the cause and run again: "
-        "finished steps are skipped",
-        file=sys.stderr,
-    )
-    return 2 if all(o.bad_input for o in failed) else 1
+        ok = out.status in OK_STATUSES and not args.json
+        print(f"{name}: {out.status}{run}: {out.summary}", file=sys.stdout if ok else sys.stderr)
+    if result.failed:
+        print(
+            f"{args.file}: {len(result.failed)} step(s) failed; fix the cause and run again: "
+            "finished steps are skipped",
+            file=sys.stderr,
+        )
+    if args.json:
+        print(json.dumps(result.summary()))
+    return result.exit_code

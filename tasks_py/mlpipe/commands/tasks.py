@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from mlpipe.tasks import TASK_MODULES
-from mlpipe.tasks.cli import add_task_parser
+from mlpipe.tasks.cli import configure
+from mlpipe.tasks.registry import TASKS
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    for name in TASK_MODULES:
-        add_task_parser(sub, name)
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for spec in TASKS.values():
+        configure(sub.add_parser(spec.name, help=spec.summary, description=spec.doc), spec)

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlpipe.pipeline.spec import Pipeline
-from mlpipe.pipeline.step import StepJob, StepOutcome
-
-OK = ("ran", "skipped")
+from mlpipe.pipeline.step import OK_STATUSES, StepJob, StepOutcome
+from mlpipe.tasks.registry import get_spec
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Plan:
             for s, deps in self.deps.items()
             if s not in outcomes
             and s not in running
-            and all(d in outcomes and outcomes[d].status in OK for d in deps)
+            and all(d in outcomes and outcomes[d].status in OK_STATUSES for d in deps)
         ]
 
     def blocked(self, outcomes: Mapping[str, StepOutcome]) -> list[str]:
@@ -38,7 +37,7 @@ class Plan:
             s
             for s, deps in self.deps.items()
             if s not in outcomes
-            and any(d in outcomes and outcomes[d].status not in OK for d in deps)
+            and any(d in outcomes and outcomes[d].status not in OK_STATUSES for d in deps)
         ]
 
     def job(self, step_name: str, outcomes: Mapping[str, StepOutcome]) -> StepJob:
@@ -50,7 +49,7 @@ class Plan:
             out_slot = next(k for k, v in producer.outputs.items() if v == data)
             inputs[slot] = outcomes[producer.name].outputs[out_slot]
         params = dict(step.params)
-        if step.task == "load-raw":
+        if get_spec(step.task).local_sources:  # relative to the pipeline file
             params.setdefault("base_dir", str(self.pipeline.base_dir))
         return StepJob(
             pipeline=self.pipeline.name,

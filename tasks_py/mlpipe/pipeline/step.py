@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from mlpipe.errors import BadInput, MlpipeError
+from mlpipe.errors import BadInput, run_guarded
+from mlpipe.tasks.registry import get_spec
+
+if TYPE_CHECKING:
+    from mlpipe.tasks.context import TaskContext
 
 TAG_PIPELINE = "mlpipe.pipeline"
 TAG_STEP = "mlpipe.step"
 TAG_HASH = "mlpipe.hash"
 TAG_PIPELINE_RUN = "mlpipe.pipeline_run"
+
+StepStatus = Literal["ran", "skipped", "failed", "blocked"]
+STATUSES: tuple[StepStatus, ...] = ("ran", "skipped", "failed", "blocked")
+OK_STATUSES: tuple[StepStatus, ...] = ("ran", "skipped")
 
 
 @dataclass(frozen=True)
@@ -35,48 +43,59 @@ class StepJob:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> StepJob:
-        return cls(**json.loads(text))
+    def from_json(cls, text: str, where: str = "job") -> StepJob:
+        """The job in ``text``; BadInput naming ``where`` if it is not a job."""
+        try:
+            doc = json.loads(text)
+        except ValueError as exc:
+            raise BadInput(
+                f"{where}: not JSON ({exc}); give a file written by StepJob.to_json"
+            ) from None
+        names = {f.name for f in fields(cls)}
+        if not isinstance(doc, dict) or not {"pipeline", "step", "task"} <= set(doc) <= names:
+            raise BadInput(f"{where}: not a step job; expected the keys {', '.join(sorted(names))}")
+        return cls(**doc)
 
 
 @dataclass(frozen=True)
 class StepOutcome:
     step: str
-    status: str  # "ran" | "skipped" | "failed" | "blocked"
+    status: StepStatus
     run_id: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     bad_input: bool = False
 
 
-def _hash(job: StepJob, ctx: Any) -> str:
+def _hash(job: StepJob, ctx: TaskContext) -> str:
+    """The skip key of ``job``; MLflow failures other than "not found" raise (fail closed)."""
     import mlflow
 
     from mlpipe.pipeline.fingerprint import sources_digest, step_hash
     from mlpipe.tasks import modelref
 
     client = mlflow.MlflowClient()
+    spec = get_spec(job.task)
 
     def resolve_model(text: str) -> str:
         try:
             return modelref.resolve(client, modelref.parse(text, ctx.config.model.alias)).uri
-        except BadInput:
-            return f"unresolved:{text}"  # the task itself reports it
+        except BadInput:  # no such model/version/alias (only that): the task reports it
+            return f"unresolved:{text}"
 
     extra: dict[str, Any] = {"plugin": ctx.config.model.plugin}
     named = job.inputs.get("model") or job.params.get("model")
-    if job.task in ("infer", "retrain") and not named:
+    if spec.default_model and not named:
         # the default model is an alias: its current version is part of the input
-        model = ctx.config.model
-        extra["model"] = resolve_model(f"models:/{model.name}@{model.alias}")
-    if job.task == "load-raw":
+        extra["model"] = resolve_model(modelref.default_model(ctx.config.model))
+    if spec.local_sources:
         sources = job.params.get("sources") or []
         sources = [sources] if isinstance(sources, str) else list(sources)
         extra["sources"] = sources_digest(sources, Path(job.params.get("base_dir") or "."))
     return step_hash(job.task, job.params, job.inputs, resolve_model, extra)
 
 
-def last_success(job: StepJob, digest: str, ctx: Any) -> str | None:
+def last_success(job: StepJob, digest: str, ctx: TaskContext) -> str | None:
     """Run id of the newest FINISHED run of this step with this hash, if any."""
     import mlflow
 
@@ -89,18 +108,21 @@ def last_success(job: StepJob, digest: str, ctx: Any) -> str | None:
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    return found[0].info.run_id if found else None
+    return str(found[0].info.run_id) if found else None
 
 
-def run_step(job: StepJob, ctx: Any) -> StepOutcome:
+def run_step(job: StepJob, ctx: TaskContext) -> StepOutcome:
     """Skip (reusing the recorded outputs) or run the step's task; raises on failure."""
-    from mlpipe.tasks import run_task
+    from mlpipe.tasks.mlflow_errors import as_mlpipe_errors
+    from mlpipe.tasks.registry import run_task
     from mlpipe.tasks.runs import read_outputs
 
-    digest = _hash(job, ctx)
-    if not job.force and (previous := last_success(job, digest, ctx)):
-        outputs = read_outputs(previous)
-        return StepOutcome(job.step, "skipped", previous, outputs, "unchanged since this run")
+    with as_mlpipe_errors(f"step {job.step}: looking for an unchanged earlier run"):
+        digest = _hash(job, ctx)
+        previous = None if job.force else last_success(job, digest, ctx)
+        if previous:
+            outputs = read_outputs(previous)
+            return StepOutcome(job.step, "skipped", previous, outputs, "unchanged since this run")
     tags = {
         TAG_PIPELINE: job.pipeline,
         TAG_STEP: job.step,
@@ -115,21 +137,22 @@ def run_step(job: StepJob, ctx: Any) -> StepOutcome:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m mlpipe.pipeline.step JOB.json [OUTCOME.json]`` (for remote executors)."""
-    from mlpipe.tasks.context import TaskContext
-
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         print("usage: python -m mlpipe.pipeline.step JOB.json [OUTCOME.json]", file=sys.stderr)
         return 2
+    return run_guarded(f"step {argv[0]}", lambda: _run_job_file(argv))
+
+
+def _run_job_file(argv: list[str]) -> int:
+    from mlpipe.tasks.context import TaskContext
+
     try:
-        job = StepJob.from_json(Path(argv[0]).read_text())
-        outcome = run_step(job, TaskContext.from_config())
-    except BadInput as exc:
-        print(f"step {argv[0]}: {exc}", file=sys.stderr)
-        return 2
-    except (MlpipeError, OSError, ValueError, TypeError) as exc:
-        print(f"step {argv[0]}: {exc}", file=sys.stderr)
-        return 1
+        text = Path(argv[0]).read_text()
+    except OSError as exc:
+        raise BadInput(f"cannot read the job file: {exc}") from None
+    job = StepJob.from_json(text, argv[0])
+    outcome = run_step(job, TaskContext.from_config())
     text = json.dumps(asdict(outcome))
     if len(argv) > 1:
         Path(argv[1]).write_text(text)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mlpipe.errors import BadInput
+from mlpipe.models import ModelPlugin
 from mlpipe.pipeline.spec import Pipeline
-from mlpipe.tasks import check_params, get_spec
+from mlpipe.tasks.invoke import check_inputs, check_params
+from mlpipe.tasks.registry import get_spec
 
 
 @dataclass
@@ -43,7 +45,7 @@ def find_cycle(deps: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def validate(pipeline: Pipeline, plugin: object | None) -> Report:
+def validate(pipeline: Pipeline, plugin: ModelPlugin | None) -> Report:
     """Errors and warnings of ``pipeline`` (``plugin`` supplies model parameters)."""
     report = Report()
     produced: dict[str, str] = {}
@@ -63,21 +65,15 @@ def validate(pipeline: Pipeline, plugin: object | None) -> Report:
         except BadInput as exc:
             report.errors.append(f"{where}: {exc}")
             continue
-        report.errors += [f"{where}: {p}" for p in check_params(spec, step.params, plugin)]
+        problems = check_params(spec, step.params, plugin) + check_inputs(spec, step.inputs)
+        report.errors += [f"{where}: {p}" for p in problems]
         for slot, data in step.inputs.items():
             consumed.add(data)
-            if slot not in spec.inputs:
-                report.errors.append(
-                    f"{where}: unknown input {slot!r}; known: {', '.join(spec.inputs) or 'none'}"
-                )
             if data not in produced:
                 report.errors.append(
                     f"{where}: input {slot} = {data!r} is produced by no step; produced: "
                     f"{', '.join(sorted(produced)) or 'nothing'}"
                 )
-        for slot, required in spec.inputs.items():
-            if required and slot not in step.inputs:
-                report.errors.append(f"{where}: needs input {slot!r} (inputs: {{{slot}: ...}})")
         if "model" in step.inputs and step.params.get("model"):
             report.errors.append(f"{where}: model given both as input and as parameter")
         for slot in step.outputs:

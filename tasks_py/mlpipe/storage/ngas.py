@@ -17,6 +17,7 @@ Protocol facts it relies on (recorded from NGAS 12.0):
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import random
@@ -496,7 +497,7 @@ class NgasClient:
         )
         return attrs.get("Message", "")
 
-    def delete(self, file_id: str, version: int | None = None) -> list[FileInfo]:
+    def delete(self, file_id: str, version: int | None = None) -> builtins.list[FileInfo]:
         """REMFILE every version (or one ``version``) of ``file_id``; returns what was removed.
 
         NGAS needs the disk id of each version, taken from the files_like rows.

@@ -60,14 +60,15 @@ class TaskContext:
         client = mlflow.MlflowClient()
         exp = client.get_experiment_by_name(name)
         if exp is not None:
-            return exp.experiment_id
-        kwargs = {}
-        if self.config.mlflow.artifact_root:
-            kwargs["artifact_location"] = f"{self.config.mlflow.artifact_root.rstrip('/')}/{name}"
+            return str(exp.experiment_id)
+        root = self.config.mlflow.artifact_root
+        location = f"{root.rstrip('/')}/{name}" if root else None
         try:
-            return client.create_experiment(name, **kwargs)
-        except mlflow.exceptions.MlflowException:
+            return client.create_experiment(name, artifact_location=location)
+        except mlflow.exceptions.MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
             exp = client.get_experiment_by_name(name)  # created concurrently
             if exp is None:
                 raise
-            return exp.experiment_id
+            return str(exp.experiment_id)

@@ -7,12 +7,14 @@ in ``/`` (all files below, newest versions).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlpipe.errors import BadInput
 from mlpipe.storage import FileInfo, NgasClient, ReadCache
+from mlpipe.tasks.spec import TaskResult
 
 FileSet = list[dict[str, Any]]
 
@@ -64,7 +66,9 @@ def basename(file_id: str) -> str:
     return file_id.rsplit("/", 1)[-1]
 
 
-def store(client: NgasClient, path: Path, file_id: str, mime_type: str = "text/csv") -> dict:
+def store(
+    client: NgasClient, path: Path, file_id: str, mime_type: str = "text/csv"
+) -> dict[str, Any]:
     """Archive ``path`` as ``file_id`` unless its newest version already has these bytes."""
     from mlpipe.storage import crc32_of_file
     from mlpipe.storage.ngas import checksum_matches
@@ -74,3 +78,28 @@ def store(client: NgasClient, path: Path, file_id: str, mime_type: str = "text/c
     if same_size and checksum_matches(rows[-1].checksum, crc32_of_file(path)):
         return entry(rows[-1])
     return entry(client.archive(path, file_id, mime_type=mime_type))
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """Where a task stores its good files (``prefix``) and the unusable ones (``quarantine``)."""
+
+    prefix: str
+    quarantine: str
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any], data_prefix: str, kind: str) -> Destinations:
+        """Params ``prefix``/``quarantine``, default ``<data_prefix>/<kind>`` and
+        ``<data_prefix>/quarantine/raw``."""
+        return cls(
+            (params.get("prefix") or f"{data_prefix}/{kind}").strip("/"),
+            (params.get("quarantine") or f"{data_prefix}/quarantine/raw").strip("/"),
+        )
+
+    def result(
+        self, task: str, run_id: str, outputs: dict[str, Any], stored: str, quarantined: FileSet
+    ) -> TaskResult:
+        """The task's result, summarised ``<stored> under <prefix>/[, N quarantined under ...]``."""
+        moved = f", {len(quarantined)} quarantined under {self.quarantine}/" if quarantined else ""
+        summary = f"{stored} under {self.prefix}/{moved}"
+        return TaskResult(task, run_id, outputs, summary, {"quarantined": quarantined})

@@ -12,40 +12,33 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlpipe.tasks import filesets
 from mlpipe.tasks.context import TaskContext
-from mlpipe.tasks.retrain import model_ref
-from mlpipe.tasks.spec import TaskResult, TaskSpec
+from mlpipe.tasks.params import data_and_model
+from mlpipe.tasks.spec import Inputs, Params, TaskCall, TaskResult, TaskSpec
 
 NAME = "infer"
 OWN_PARAMS = {"model": "", "prefix": ""}
 
 
-def run(
-    ctx: TaskContext,
-    inputs: Mapping[str, Any],
-    params: Mapping[str, Any],
-    tags: Mapping[str, str] | None = None,
-    experiment: str | None = None,
-) -> TaskResult:
+def run(call: TaskCall) -> TaskResult:
     import mlflow
     import pandas as pd
 
-    from mlpipe.tasks import filesets, modelref
+    from mlpipe.tasks import modelref
     from mlpipe.tasks.runs import record_outputs, task_run
 
-    asked = model_ref(ctx, inputs, params)
+    ctx, params = call.ctx, call.params
+    asked = modelref.model_ref(ctx.config.model, call.inputs, params)
     ref = modelref.resolve(mlflow.MlflowClient(), modelref.parse(asked, ctx.config.model.alias))
-    data = filesets.require(inputs.get("data"), "data")
+    data = filesets.require(call.inputs.get("data"), "data")
     prefix = (params.get("prefix") or f"{ctx.data_prefix}/predictions").strip("/")
     out_prefix = f"{prefix}/{ref.name}-v{ref.version}"
     plugin = ctx.plugin
     with (
-        task_run(ctx, NAME, {**params, "model": asked}, tags, experiment) as r,
+        task_run(call, NAME, {**params, "model": asked}) as r,
         tempfile.TemporaryDirectory(prefix="mlpipe-infer-") as tmp,
     ):
         mlflow.set_tags(
@@ -57,7 +50,8 @@ def run(
         )
         mlflow.log_dict({"data": data, "model": ref.uri}, "data.json")
         model = plugin.load_model(ref.uri)
-        produced, rows = [], 0
+        produced: filesets.FileSet = []
+        rows = 0
         for item in data:
             frame = pd.read_csv(filesets.fetch(ctx.cache, item))
             pred = plugin.predict(model, frame)
@@ -78,23 +72,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", help="output id prefix (default: data_prefix/predictions)")
 
 
-def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
-    inputs: dict[str, Any] = {"data": filesets.resolve(ctx.ngas, args.data, "infer data")}
-    if args.model:
-        inputs["model"] = args.model
-    return inputs, ({"prefix": args.prefix} if args.prefix else {})
+def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[Inputs, Params]:
+    params = {"prefix": args.prefix} if args.prefix else {}
+    return data_and_model(ctx.ngas, args, "infer data"), params
 
 
 SPEC = TaskSpec(
     NAME,
     run,
+    add_arguments,
+    from_args,
     inputs={"data": True, "model": False},
     outputs=("predictions",),
     params=OWN_PARAMS,
-    doc=__doc__ or "",
+    default_model=True,
 )
 
 if __name__ == "__main__":
     from mlpipe.tasks.cli import task_main
 
-    sys.exit(task_main(NAME, sys.argv[1:]))
+    sys.exit(task_main(SPEC))

@@ -10,42 +10,35 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mlpipe.errors import BadInput
 from mlpipe.models import BadRawFile
 from mlpipe.tasks import filesets
 from mlpipe.tasks.context import TaskContext
-from mlpipe.tasks.params import add_param_option, parse_kv
-from mlpipe.tasks.spec import TaskResult, TaskSpec
+from mlpipe.tasks.params import add_destination_options, add_param_option, parse_kv
+from mlpipe.tasks.spec import Inputs, Params, TaskCall, TaskResult, TaskSpec
 
 NAME = "preprocess"
 OWN_PARAMS = {"prefix": "", "quarantine": ""}
 
 
-def run(
-    ctx: TaskContext,
-    inputs: Mapping[str, Any],
-    params: Mapping[str, Any],
-    tags: Mapping[str, str] | None = None,
-    experiment: str | None = None,
-) -> TaskResult:
+def run(call: TaskCall) -> TaskResult:
     import mlflow
 
     from mlpipe.tasks.runs import record_outputs, task_run
 
-    raw = filesets.require(inputs.get("raw"), "raw")
-    prefix = (params.get("prefix") or f"{ctx.data_prefix}/preprocessed").strip("/")
-    quarantine = (params.get("quarantine") or f"{ctx.data_prefix}/quarantine/raw").strip("/")
+    ctx, params = call.ctx, call.params
+    raw = filesets.require(call.inputs.get("raw"), "raw")
+    dest = filesets.Destinations.of(params, ctx.data_prefix, "preprocessed")
     settings = {k: v for k, v in params.items() if k not in OWN_PARAMS}
     with (
-        task_run(ctx, NAME, params, tags, experiment) as r,
+        task_run(call, NAME) as r,
         tempfile.TemporaryDirectory(prefix="mlpipe-pre-") as tmp,
     ):
         mlflow.log_dict({"raw": raw, "settings": settings}, "inputs.json")
-        produced, quarantined = [], []
+        produced: filesets.FileSet = []
+        quarantined: filesets.FileSet = []
         for item in raw:
             local = filesets.fetch(ctx.cache, item)
             try:
@@ -55,35 +48,32 @@ def run(
             except BadRawFile as exc:
                 copy = Path(tmp) / filesets.basename(item["id"])
                 copy.write_bytes(local.read_bytes())
-                moved = filesets.store(ctx.ngas, copy, f"{quarantine}/{copy.name}")
+                moved = filesets.store(ctx.ngas, copy, f"{dest.quarantine}/{copy.name}")
                 quarantined.append({"raw": item["id"], **moved, "reason": str(exc)})
                 continue
             out = Path(tmp) / (Path(filesets.basename(item["id"])).stem + ".csv")
             frame.to_csv(out, index=False)
-            produced.append(filesets.store(ctx.ngas, out, f"{prefix}/{out.name}"))
+            produced.append(filesets.store(ctx.ngas, out, f"{dest.prefix}/{out.name}"))
         mlflow.log_dict({"produced": produced, "quarantined": quarantined}, "preprocessed.json")
         mlflow.log_metrics({"files": len(produced), "quarantined": len(quarantined)})
         if not produced:
             raise BadInput(
                 f"preprocess: none of the {len(raw)} raw file(s) could be preprocessed; all were "
-                f"copied to {quarantine}/ (see run {r.info.run_id}); check the raw data"
+                f"copied to {dest.quarantine}/ (see run {r.info.run_id}); check the raw data"
             )
         outputs = {"preprocessed": produced}
         record_outputs(outputs)
-    summary = f"{len(produced)} preprocessed file(s) under {prefix}/" + (
-        f", {len(quarantined)} quarantined under {quarantine}/" if quarantined else ""
-    )
-    return TaskResult(NAME, r.info.run_id, outputs, summary, {"quarantined": quarantined})
+    stored = f"{len(produced)} preprocessed file(s)"
+    return dest.result(NAME, r.info.run_id, outputs, stored, quarantined)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("raw", nargs="+", help="raw NGAS file ids, or prefixes ending in /")
-    parser.add_argument("--prefix", help="output id prefix (default: data_prefix/preprocessed)")
-    parser.add_argument("--quarantine", help="NGAS id prefix for unusable raw files")
+    add_destination_options(parser, "[pipeline] data_prefix/preprocessed")
     add_param_option(parser, "preprocess setting of the model plugin, e.g. -p lags=2")
 
 
-def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
+def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[Inputs, Params]:
     params = parse_kv(args.param)
     params.update({k: v for k in ("prefix", "quarantine") if (v := getattr(args, k))})
     return {"raw": filesets.resolve(ctx.ngas, args.raw, "preprocess raw")}, params
@@ -92,14 +82,15 @@ def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
 SPEC = TaskSpec(
     NAME,
     run,
+    add_arguments,
+    from_args,
     inputs={"raw": True},
     outputs=("preprocessed",),
     params=OWN_PARAMS,
-    plugin_params="preprocess_settings",
-    doc=__doc__ or "",
+    plugin_params=lambda plugin: plugin.preprocess_settings,
 )
 
 if __name__ == "__main__":
     from mlpipe.tasks.cli import task_main
 
-    sys.exit(task_main(NAME, sys.argv[1:]))
+    sys.exit(task_main(SPEC))

@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.tasks.context import TaskContext
-from mlpipe.tasks.spec import TaskResult, TaskSpec
+from mlpipe.tasks.spec import Inputs, Params, TaskCall, TaskResult, TaskSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,46 +31,43 @@ OWN_PARAMS = {
 }
 
 
+Verdict = Literal["promoted", "refused"]
+
+
 class GateRefused(MlpipeError):
     """The challenger is worse than the champion on the evaluation data."""
 
 
 def _eval_frame(ctx: TaskContext, params: Mapping[str, Any], challenger_run: str) -> pd.DataFrame:
-    from mlflow.exceptions import MlflowException
-
     from mlpipe.tasks import filesets, frames
+    from mlpipe.tasks.mlflow_errors import unless_absent
 
     if params.get("eval_data"):
         ids = params["eval_data"]
         ids = [ids] if isinstance(ids, str) else list(ids)
         return frames.load(ctx, filesets.resolve(ctx.ngas, ids, "eval_data"), "eval_data")
-    try:
-        return frames.load_heldout(challenger_run)
-    except (MlflowException, OSError) as exc:
+    what = f"promote: reading the held-out rows of run {challenger_run}"
+    frame = unless_absent(what, lambda: frames.load_heldout(challenger_run))
+    if frame is None:
         raise BadInput(
-            f"promote: run {challenger_run} of the challenger has no {frames.HELDOUT_ARTIFACT} "
-            f"({exc.__class__.__name__}); give evaluation data with --eval-data"
-        ) from None
+            f"promote: run {challenger_run} of the challenger has no {frames.HELDOUT_ARTIFACT}; "
+            "give evaluation data with --eval-data"
+        )
+    return frame
 
 
 def _better(goal: str, challenger: float, champion: float) -> bool:
     return challenger <= champion if goal == "min" else challenger >= champion
 
 
-def run(
-    ctx: TaskContext,
-    inputs: Mapping[str, Any],
-    params: Mapping[str, Any],
-    tags: Mapping[str, str] | None = None,
-    experiment: str | None = None,
-) -> TaskResult:
+def run(call: TaskCall) -> TaskResult:
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     from mlpipe.tasks import modelref
     from mlpipe.tasks.runs import record_outputs, task_run
 
-    asked = str(inputs.get("model") or params.get("model") or "")
+    ctx, params = call.ctx, call.params
+    asked = str(call.inputs.get("model") or params.get("model") or "")
     if not asked:
         raise BadInput("promote: name the model version to promote (models:/NAME/VERSION)")
     alias = params.get("alias") or ctx.config.model.alias
@@ -83,12 +80,10 @@ def run(
             f"promote --if-better {metric}: the {plugin.name} model reports "
             f"{', '.join(sorted(plugin.metric_goals))}; pick one of those"
         )
-    try:
-        champion: str | None = str(client.get_model_version_by_alias(ref.name, alias).version)
-    except MlflowException:
-        champion = None
+    # None only when the alias is really not set: a failed read raises (fail closed)
+    champion = modelref.alias_version(client, ref.name, alias, f"promote: reading {alias}")
     target = f"models:/{ref.name}@{alias}"
-    with task_run(ctx, NAME, {**params, "model": ref.uri, "alias": alias}, tags, experiment) as r:
+    with task_run(call, NAME, {**params, "model": ref.uri, "alias": alias}) as r:
         mlflow.set_tags(
             {
                 "mlpipe.model_name": ref.name,
@@ -96,9 +91,9 @@ def run(
                 "mlpipe.champion_version": champion or "",
             }
         )
-        verdict = "promoted"
+        verdict: Verdict = "promoted"
         if metric and champion and champion != ref.version:
-            run_id = client.get_model_version(ref.name, str(ref.version)).run_id
+            run_id = str(client.get_model_version(ref.name, str(ref.version)).run_id)
             frame = _eval_frame(ctx, params, run_id)
             mine = plugin.evaluate(plugin.load_model(ref.uri), frame)[metric]
             theirs = plugin.evaluate(plugin.load_model(f"models:/{ref.name}/{champion}"), frame)
@@ -139,10 +134,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
+def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[Inputs, Params]:
     if not args.version.isdigit():
         raise BadInput(f"promote: version {args.version!r} must be a number")
-    params: dict[str, Any] = {"model": f"models:/{args.name}/{args.version}"}
+    params: Params = {"model": f"models:/{args.name}/{args.version}"}
     for key in ("alias", "if_better", "eval_data"):
         if getattr(args, key):
             params[key] = getattr(args, key)
@@ -152,13 +147,14 @@ def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
 SPEC = TaskSpec(
     NAME,
     run,
+    add_arguments,
+    from_args,
     inputs={"model": False},
     outputs=("model",),
     params=OWN_PARAMS,
-    doc=__doc__ or "",
 )
 
 if __name__ == "__main__":
     from mlpipe.tasks.cli import task_main
 
-    sys.exit(task_main(NAME, sys.argv[1:]))
+    sys.exit(task_main(SPEC))

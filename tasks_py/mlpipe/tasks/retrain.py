@@ -10,78 +10,56 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.tasks.context import TaskContext
-from mlpipe.tasks.params import add_param_option, parse_kv
-from mlpipe.tasks.spec import TaskResult, TaskSpec
+from mlpipe.tasks.fitting import Metrics, fit_and_register, own_params
+from mlpipe.tasks.params import add_param_option, data_and_model, parse_kv
+from mlpipe.tasks.spec import Inputs, Params, TaskCall, TaskResult, TaskSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "retrain"
 OWN_PARAMS = {"model": "", "test_fraction": 0.2}
 
 
-def model_ref(ctx: TaskContext, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> str:
-    """The model asked for: input ``model``, else param ``model``, else ``name@alias``."""
-    return str(
-        inputs.get("model")
-        or params.get("model")
-        or f"models:/{ctx.config.model.name}@{ctx.config.model.alias}"
-    )
-
-
-def run(
-    ctx: TaskContext,
-    inputs: Mapping[str, Any],
-    params: Mapping[str, Any],
-    tags: Mapping[str, str] | None = None,
-    experiment: str | None = None,
-) -> TaskResult:
+def run(call: TaskCall) -> TaskResult:
     import mlflow
 
-    from mlpipe.tasks import frames, modelref
-    from mlpipe.tasks.runs import record_outputs, task_run
+    from mlpipe.tasks import modelref
 
-    asked = model_ref(ctx, inputs, params)
-    parent = modelref.resolve(mlflow.MlflowClient(), modelref.parse(asked, ctx.config.model.alias))
-    data = inputs.get("data")
-    table = frames.load(ctx, data, "data")
-    plugin = ctx.plugin
-    train_rows, heldout = plugin.split(table, float(params.get("test_fraction", 0.2)))
-    own = {k: v for k, v in params.items() if k not in OWN_PARAMS}
-    with task_run(ctx, NAME, {**params, "model": asked}, tags, experiment) as r:
+    config = call.ctx.config.model
+    asked = modelref.model_ref(config, call.inputs, call.params)
+    parent = modelref.resolve(mlflow.MlflowClient(), modelref.parse(asked, config.alias))
+    plugin = call.ctx.plugin
+
+    def fit(rows: pd.DataFrame, heldout: pd.DataFrame) -> tuple[Any, Metrics]:
         model = plugin.load_model(parent.uri)
-        parent_metrics = plugin.evaluate(model, heldout)
-        mlflow.set_tags(
-            {
-                "mlpipe.parent_model": parent.name,
-                "mlpipe.parent_version": parent.version,
-                "mlpipe.parent_requested": asked,
-                "mlpipe.data_ids": frames.ids_text(data),
-                "mlpipe.model_name": parent.name,
-            }
-        )
-        mlflow.log_dict({"data": data, "parent": parent.uri}, "data.json")
-        model = plugin.continue_training(model, train_rows, own)
-        metrics = plugin.evaluate(model, heldout)
-        mlflow.log_metrics(metrics)
-        mlflow.log_metrics({f"parent_{k}": v for k, v in parent_metrics.items()})
-        mlflow.log_metrics({"rows_train": len(train_rows), "rows_heldout": len(heldout)})
-        frames.log_heldout(heldout)
-        version = plugin.log_model(model, train_rows, parent.name)
-        client = mlflow.MlflowClient()
-        for key, value in {
+        before = plugin.evaluate(model, heldout)  # continue_training may update it in place
+        model = plugin.continue_training(model, rows, own_params(call.params, OWN_PARAMS))
+        return model, {f"parent_{k}": v for k, v in before.items()}
+
+    done = fit_and_register(
+        call,
+        NAME,
+        parent.name,
+        fit,
+        logged_params={**call.params, "model": asked},
+        tags={
+            "mlpipe.parent_model": parent.name,
             "mlpipe.parent_version": str(parent.version),
-            "mlpipe.data_ids": frames.ids_text(data),
-            "mlpipe.run_id": r.info.run_id,
-        }.items():
-            client.set_model_version_tag(parent.name, version, key, value)
-        mlflow.set_tag("mlpipe.model_version", version)
-        outputs = {"model": f"models:/{parent.name}/{version}"}
-        record_outputs(outputs)
-    shown = ", ".join(f"{k}={v:.4g} (parent {parent_metrics[k]:.4g})" for k, v in metrics.items())
-    summary = f"{parent.name} version {version} from version {parent.version}: {shown}"
-    return TaskResult(NAME, r.info.run_id, outputs, summary, metrics)
+            "mlpipe.parent_requested": asked,
+        },
+        lineage={"parent": parent.uri},
+        version_tags={"mlpipe.parent_version": str(parent.version)},
+    )
+    shown = ", ".join(
+        f"{k}={v:.4g} (parent {done.side_metrics[f'parent_{k}']:.4g})"
+        for k, v in done.metrics.items()
+    )
+    summary = f"{parent.name} version {done.version} from version {parent.version}: {shown}"
+    return TaskResult(NAME, done.run_id, done.outputs, summary, dict(done.metrics))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,29 +71,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_param_option(parser, "continue-training parameter, e.g. -p epochs=50")
 
 
-def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
-    from mlpipe.tasks.filesets import resolve
-
+def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[Inputs, Params]:
     params = parse_kv(args.param)
     if args.test_fraction is not None:
         params["test_fraction"] = args.test_fraction
-    inputs: dict[str, Any] = {"data": resolve(ctx.ngas, args.data, "retrain data")}
-    if args.model:
-        inputs["model"] = args.model
-    return inputs, params
+    return data_and_model(ctx.ngas, args, "retrain data"), params
 
 
 SPEC = TaskSpec(
     NAME,
     run,
+    add_arguments,
+    from_args,
     inputs={"data": True, "model": False},
     outputs=("model",),
     params=OWN_PARAMS,
-    plugin_params="continue_params",
-    doc=__doc__ or "",
+    plugin_params=lambda plugin: plugin.continue_params,
+    default_model=True,
 )
 
 if __name__ == "__main__":
     from mlpipe.tasks.cli import task_main
 
-    sys.exit(task_main(NAME, sys.argv[1:]))
+    sys.exit(task_main(SPEC))

@@ -9,7 +9,7 @@ from typing import Any
 
 import mlflow
 
-from mlpipe.tasks.context import TaskContext
+from mlpipe.tasks.spec import TaskCall
 
 OUTPUTS_ARTIFACT = "mlpipe/outputs.json"
 TAG_TASK = "mlpipe.task"
@@ -17,16 +17,13 @@ TAG_TASK = "mlpipe.task"
 
 @contextlib.contextmanager
 def task_run(
-    ctx: TaskContext,
-    task: str,
-    params: Mapping[str, Any],
-    tags: Mapping[str, str] | None = None,
-    experiment: str | None = None,
+    call: TaskCall, task: str, params: Mapping[str, Any] | None = None
 ) -> Iterator[mlflow.ActiveRun]:
-    """Start the task's run (FAILED if the block raises), logging its parameters."""
-    run_tags = {TAG_TASK: task, **(tags or {})}
+    """Start the task's run (FAILED if the block raises), logging ``params`` (or the call's)."""
+    params = call.params if params is None else params
+    run_tags = {TAG_TASK: task, **call.tags}
     with mlflow.start_run(
-        experiment_id=ctx.experiment_id(experiment), run_name=task, tags=run_tags
+        experiment_id=call.ctx.experiment_id(call.experiment), run_name=task, tags=run_tags
     ) as run:
         mlflow.log_params({k: _param_text(v) for k, v in params.items()})
         yield run

@@ -10,56 +10,35 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.tasks.context import TaskContext
+from mlpipe.tasks.filesets import resolve
+from mlpipe.tasks.fitting import Metrics, fit_and_register, own_params
 from mlpipe.tasks.params import add_param_option, parse_kv
-from mlpipe.tasks.spec import TaskResult, TaskSpec
+from mlpipe.tasks.spec import Inputs, Params, TaskCall, TaskResult, TaskSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NAME = "train"
 OWN_PARAMS = {"model_name": "", "test_fraction": 0.2}
 
 
-def plugin_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if k not in OWN_PARAMS}
+def run(call: TaskCall) -> TaskResult:
+    plugin = call.ctx.plugin
+    name = str(call.params.get("model_name") or call.ctx.config.model.name)
 
+    def fit(rows: pd.DataFrame, heldout: pd.DataFrame) -> tuple[Any, Metrics]:
+        model = plugin.train(rows, own_params(call.params, OWN_PARAMS))
+        return model, {f"train_{k}": v for k, v in plugin.evaluate(model, rows).items()}
 
-def run(
-    ctx: TaskContext,
-    inputs: Mapping[str, Any],
-    params: Mapping[str, Any],
-    tags: Mapping[str, str] | None = None,
-    experiment: str | None = None,
-) -> TaskResult:
-    import mlflow
-
-    from mlpipe.tasks import frames
-    from mlpipe.tasks.runs import record_outputs, task_run
-
-    name = params.get("model_name") or ctx.config.model.name
-    data = inputs.get("data")
-    table = frames.load(ctx, data, "data")
-    plugin = ctx.plugin
-    train_rows, heldout = plugin.split(table, float(params.get("test_fraction", 0.2)))
-    with task_run(ctx, NAME, {**params, "model_name": name}, tags, experiment) as r:
-        mlflow.log_dict({"data": data}, "data.json")
-        mlflow.set_tags({"mlpipe.data_ids": frames.ids_text(data), "mlpipe.model_name": name})
-        model = plugin.train(train_rows, plugin_params(params))
-        metrics = plugin.evaluate(model, heldout)
-        mlflow.log_metrics(metrics)
-        mlflow.log_metrics({f"train_{k}": v for k, v in plugin.evaluate(model, train_rows).items()})
-        mlflow.log_metrics({"rows_train": len(train_rows), "rows_heldout": len(heldout)})
-        frames.log_heldout(heldout)
-        version = plugin.log_model(model, train_rows, name)
-        client = mlflow.MlflowClient()
-        client.set_model_version_tag(name, version, "mlpipe.data_ids", frames.ids_text(data))
-        client.set_model_version_tag(name, version, "mlpipe.run_id", r.info.run_id)
-        mlflow.set_tag("mlpipe.model_version", version)
-        outputs = {"model": f"models:/{name}/{version}"}
-        record_outputs(outputs)
-    shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())
-    return TaskResult(NAME, r.info.run_id, outputs, f"{name} version {version}: {shown}", metrics)
+    done = fit_and_register(
+        call, NAME, name, fit, logged_params={**call.params, "model_name": name}
+    )
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in done.metrics.items())
+    summary = f"{name} version {done.version}: {shown}"
+    return TaskResult(NAME, done.run_id, done.outputs, summary, dict(done.metrics))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,9 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_param_option(parser, "training parameter of the model plugin, e.g. -p alpha=0.001")
 
 
-def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
-    from mlpipe.tasks.filesets import resolve
-
+def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[Inputs, Params]:
     params = parse_kv(args.param)
     if args.name:
         params["model_name"] = args.name
@@ -83,14 +60,15 @@ def from_args(args: argparse.Namespace, ctx: TaskContext) -> tuple[dict, dict]:
 SPEC = TaskSpec(
     NAME,
     run,
+    add_arguments,
+    from_args,
     inputs={"data": True},
     outputs=("model",),
     params=OWN_PARAMS,
-    plugin_params="train_params",
-    doc=__doc__ or "",
+    plugin_params=lambda plugin: plugin.train_params,
 )
 
 if __name__ == "__main__":
     from mlpipe.tasks.cli import task_main
 
-    sys.exit(task_main(NAME, sys.argv[1:]))
+    sys.exit(task_main(SPEC))

@@ -9,8 +9,8 @@ A failed step's dependents are ``blocked``; independent steps still run.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Protocol
 
 from mlpipe.errors import BadInput
@@ -19,9 +19,6 @@ from mlpipe.pipeline.step import StepJob, StepOutcome
 
 RunJob = Callable[[StepJob], StepOutcome]
 
-EXECUTORS = {"local": "mlpipe.pipeline.executors.local:LocalExecutor"}
-PLANNED = ("daliuge", "slurm")
-
 
 class Executor(Protocol):
     name: str
@@ -29,14 +26,24 @@ class Executor(Protocol):
     def run(self, plan: Plan, run_job: RunJob) -> dict[str, StepOutcome]: ...
 
 
-def get_executor(name: str, **options: object) -> Executor:
+def _local(max_workers: int) -> Executor:
+    from mlpipe.pipeline.executors.local import LocalExecutor
+
+    return LocalExecutor(max_workers)
+
+
+# executor name -> factory(max_workers)
+EXECUTORS: Mapping[str, Callable[[int], Executor]] = MappingProxyType({"local": _local})
+PLANNED = ("daliuge", "slurm")
+
+
+def get_executor(name: str, max_workers: int = 2) -> Executor:
     if name not in EXECUTORS:
         later = f" ({', '.join(PLANNED)} are planned)" if name in PLANNED else ""
         raise BadInput(
             f"--executor {name}: unknown executor{later}; available: {', '.join(EXECUTORS)}"
         )
-    module, _, cls = EXECUTORS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)(**options)
+    return EXECUTORS[name](max_workers)
 
 
 __all__ = ["EXECUTORS", "Executor", "RunJob", "get_executor"]
