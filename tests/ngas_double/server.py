@@ -45,7 +45,10 @@ wrote it signed, which is why clients compare modulo 2**32.
 Fault injection (:class:`Faults`, one-shot counters, thread-safe):
 ``die_mid_upload`` (read half the body, then drop the connection without an
 answer), ``fail_5xx`` (answer 503), ``corrupt_retrieve`` (flip one byte of the
-body), ``truncate_retrieve`` (send half the body, then close).
+body), ``truncate_retrieve`` (send half the body, then close). Not one-shot:
+``hold_retrieve`` (an Event: every RETRIEVE waits until it is set before
+answering) and ``slow_retrieve`` (seconds over which a RETRIEVE body is spread),
+to make concurrent downloads overlap.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ import os
 import re
 import socket
 import threading
+import time
 import uuid
 import zlib
 from dataclasses import dataclass, field
@@ -130,6 +134,8 @@ class Faults:
     fail_5xx: int = 0
     corrupt_retrieve: int = 0
     truncate_retrieve: int = 0
+    hold_retrieve: threading.Event | None = None
+    slow_retrieve: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, name: str) -> bool:
@@ -144,6 +150,10 @@ class Faults:
         with self._lock:
             self.die_mid_upload = self.fail_5xx = 0
             self.corrupt_retrieve = self.truncate_retrieve = 0
+            if self.hold_retrieve is not None:
+                self.hold_retrieve.set()  # release anything still waiting
+            self.hold_retrieve = None
+            self.slow_retrieve = 0.0
 
 
 def like_to_regex(pattern: str) -> re.Pattern[str]:
@@ -480,6 +490,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._unavailable(file_id, version)
             return
         path = d.path_of(rec)
+        hold = d.faults.hold_retrieve
+        if hold is not None and not hold.wait(timeout=120):
+            self._status(503, "the test never released hold_retrieve")
+            return
         self.send_response(200)
         self.send_header("Content-Type", rec.mime_type)
         self.send_header(
@@ -490,13 +504,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         corrupt = d.faults.take("corrupt_retrieve")
         truncate = d.faults.take("truncate_retrieve")
+        pause = d.faults.slow_retrieve * CHUNK / max(rec.size, 1)  # per block
         with open(path, "rb") as fh:
-            if not corrupt and not truncate:
+            if not corrupt and not truncate and not pause:
                 self.connection.sendfile(fh)
                 return
             limit = rec.size // 2 if truncate else rec.size
             sent = 0
             while sent < limit:
+                if pause:
+                    time.sleep(pause)  # a slow link, not a wait for readiness
                 block = fh.read(min(CHUNK, limit - sent))
                 if corrupt and sent <= rec.size // 2 < sent + len(block):
                     i = rec.size // 2 - sent

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from conftest import wait_until
 from mlpipe.storage import CacheMiss, ChecksumMismatch, NgasClient, ReadCache
 
 
@@ -132,6 +134,8 @@ def test_corrupt_download_does_not_poison_cache(
 
 
 def test_two_processes_download_once(ngas_server, ngas_double, ngas_client, ngas_prefix, tmp_path):
+    """Both processes ask NGAS for the file before either has downloaded it; the second
+    must wait for the first (the cache's download lock) instead of downloading again."""
     fid = f"{ngas_prefix}/shared.bin"
     data = os.urandom(8 * 1024 * 1024)
     _put(ngas_client, tmp_path, fid, data)
@@ -140,13 +144,27 @@ def test_two_processes_download_once(ngas_server, ngas_double, ngas_client, ngas
         "c = ReadCache(sys.argv[1], default_url=sys.argv[2], mode='good');"
         "print(c.fetch(sys.argv[3]))"
     )
-    before = ngas_double.count("RETRIEVE")
+
+    def asked(command: str) -> int:  # requests of both processes about this file
+        with ngas_double.lock:
+            log = list(ngas_double.request_log)
+        return sum(c == command and fid in p.get("like", p.get("file_id", "")) for c, p in log)
+
+    # No download can finish before both processes have looked the file up, and the
+    # first one then takes a second: a process that does not wait for it downloads too.
+    release = threading.Event()
+    ngas_double.faults.hold_retrieve = release
+    ngas_double.faults.slow_retrieve = 1.0
     cmd = [sys.executable, "-c", script, str(tmp_path / "shared-cache"), ngas_server.url, fid]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        wait_until(lambda: asked("QUERY") >= 2, "both processes asking NGAS for the file")
+    finally:
+        release.set()
     outs = [p.communicate(timeout=120)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert outs[0] == outs[1] and Path(outs[0]).read_bytes() == data
-    assert ngas_double.count("RETRIEVE") - before == 1
+    assert asked("RETRIEVE") == 1
 
 
 def test_copy_to_and_uri_targets(make_cache, ngas_server, ngas_client, ngas_prefix, tmp_path):
