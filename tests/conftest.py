@@ -11,10 +11,12 @@ NGAS
     ``ngas_prefix``: a unique id prefix per test (tests never need a reset).
 
 MLflow
-    ``mlflow_server_factory`` (session): ``start(name, *server_args)`` runs a
-    REAL ``mlflow server`` on 127.0.0.1 (free port, sqlite backend in a temp
-    dir, readiness by polling ``/health``) and returns an :class:`MlflowServer`
-    with ``.url``; stopped at session end. Ready-made, session-scoped:
+    ``mlflow_server_factory`` (session): ``start(name, *server_args, env=None,
+    store=None)`` runs a REAL ``mlflow server`` on 127.0.0.1 (free port, sqlite
+    backend ``mlflow.db`` in a temp dir, or in ``store`` to share one database
+    between servers; readiness by polling ``/health``) and returns an
+    :class:`MlflowServer` with ``.url`` and ``.stop()``; stopped at session end.
+    Ready-made, session-scoped:
     ``mlflow_server`` (MLflow's default proxied local artifact store),
     ``mlflow_server_ngas_proxied`` (``--artifacts-destination ngas://...``),
     ``mlflow_server_ngas_client`` (``--default-artifact-root ngas://...
@@ -232,17 +234,24 @@ class MlflowServer:
     name: str
     process: subprocess.Popen = field(repr=False)
     workdir: Path = field(repr=False)
+    store: Path = field(repr=False)  # the directory of its sqlite database
+
+    def stop(self) -> None:
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="session")
 def mlflow_server_factory(
     tmp_path_factory: pytest.TempPathFactory, mlpipe_test_env: dict[str, str]
 ) -> Iterator[Callable[..., MlflowServer]]:
-    """``start(name, *extra_args, env=None)`` -> a running real ``mlflow server``."""
+    """``start(name, *extra_args, env=None, store=None)`` -> a running real ``mlflow server``."""
     started: list[MlflowServer] = []
 
-    def start(name: str, *extra: str, env: dict[str, str] | None = None) -> MlflowServer:
+    def start(
+        name: str, *extra: str, env: dict[str, str] | None = None, store: Path | None = None
+    ) -> MlflowServer:
         work = tmp_path_factory.mktemp(f"mlflow-{name}")
+        store = store or work
         port = free_port()
         log = work / "server.log"
         cmd = [
@@ -253,7 +262,7 @@ def mlflow_server_factory(
             "--port",
             str(port),
             "--backend-store-uri",
-            f"sqlite:///{work / 'mlflow.db'}",
+            f"sqlite:///{store / 'mlflow.db'}",
             "--workers",
             "1",
             *extra,
@@ -265,7 +274,7 @@ def mlflow_server_factory(
             cmd, cwd=work, env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT
         )
         url = f"http://127.0.0.1:{port}"
-        server = MlflowServer(url=url, name=name, process=proc, workdir=work)
+        server = MlflowServer(url=url, name=name, process=proc, workdir=work, store=store)
         started.append(server)
         wait_until(
             lambda: requests.get(f"{url}/health", timeout=5).status_code == 200,

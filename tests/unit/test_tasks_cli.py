@@ -119,8 +119,8 @@ def test_only_corrupt_files_and_unknown_plugin(task_env, cli, tmp_path, monkeypa
 
 
 def test_missing_model_and_refused_promotion_exit_codes(task_env, cli, weather_raw):
-    from mlpipe.tasks.registry import run_task
     from mlpipe.tasks.context import TaskContext
+    from mlpipe.tasks.registry import run_task
 
     ctx = TaskContext.from_config()
     raw = run_task("load-raw", {}, {"sources": [str(weather_raw / "seattle-2014.csv")]}, ctx=ctx)
