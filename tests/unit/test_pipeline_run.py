@@ -4,6 +4,7 @@ unchanged steps, following the production alias, resuming after a failure, concu
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -63,9 +64,25 @@ def test_example_pipeline_runs_skips_and_follows_production(
     path = example_copy(tmp_path, prefix.rsplit("/", 1)[1])
     steps = set(load_pipeline(path).steps)
 
-    proc, first = run_cli(path)
+    proc = subprocess.run(
+        [MLPIPE, "pipeline", "run", str(path), "--json"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert set(first) == steps and {s for s, _ in first.values()} == {"ran"}
+    summary = json.loads(proc.stdout)  # exactly one JSON document: nothing else on stdout
+    assert set(summary) == {"pipeline", "pipeline_run", "ok", "counts", "steps"}
+    assert summary["pipeline"] == load_pipeline(path).name and summary["ok"] is True
+    assert summary["counts"] == {"ran": len(steps), "skipped": 0, "failed": 0, "blocked": 0}
+    assert list(summary["steps"]) == list(load_pipeline(path).steps)  # the file's order
+    for step in summary["steps"].values():
+        assert set(step) == {"status", "run_id", "summary", "outputs", "bad_input"}
+        assert step["status"] == "ran" and step["bad_input"] is False
+    assert LINE.findall(proc.stderr)  # the human lines went to stderr
+    first = {s: (o["status"], o["run_id"]) for s, o in summary["steps"].items()}
+    assert summary["steps"]["train"]["outputs"] == {"model": f"models:/{name}/1"}
     client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
     assert client.get_model_version_by_alias(name, "production").version == "1"
     predicted = {r.file_id for r in ngas_client.list(f"{prefix}/predictions/")}
@@ -74,6 +91,7 @@ def test_example_pipeline_runs_skips_and_follows_production(
     }
     train_run = client.get_run(first["train"][1])
     assert train_run.data.tags["mlpipe.step"] == "train" and "mlpipe.hash" in train_run.data.tags
+    assert train_run.data.tags["mlpipe.pipeline_run"] == summary["pipeline_run"]
 
     proc, second = run_cli(path, capsys)
     assert proc.returncode == 0, proc.stderr
@@ -121,10 +139,18 @@ tasks:
     assert proc.returncode == 2
     assert "train: failed: parameter alpha=-1: must be between 0 and 1000.0" in proc.stderr
     assert {s: st for s, (st, _) in first.items()} == {"load": "ran", "prep": "ran"}
+    code = main(["pipeline", "run", str(path), "--json"])
+    out = capsys.readouterr()
+    summary = json.loads(out.out)
+    assert code == 2 and summary["ok"] is False
+    assert summary["counts"] == {"ran": 0, "skipped": 2, "failed": 1, "blocked": 0}
+    train = summary["steps"]["train"]
+    assert (train["status"], train["bad_input"], train["run_id"]) == ("failed", True, "")
+    assert "alpha=-1" in train["summary"]
     client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name(f"pipeline-resume-{tag}")
     failed = client.search_runs([exp.experiment_id], "attributes.status = 'FAILED'")
-    assert [r.data.tags["mlpipe.step"] for r in failed] == ["train"]
+    assert [r.data.tags["mlpipe.step"] for r in failed] == ["train", "train"]
 
     path.write_text(text.replace("alpha: -1", "alpha: 0.001"))
     outcomes = run_pipeline(path, TaskContext.from_config()).outcomes
@@ -180,3 +206,24 @@ def test_job_inputs_come_from_upstream_outputs(tmp_path):
     job = plan.job("after", done)
     assert job.inputs == {"raw": [{"id": "z1"}]} and job.task == "preprocess"
     assert StepJob.from_json(job.to_json()) == job
+
+
+def test_json_with_a_bad_pipeline_file_is_exit_2_and_no_json(tmp_path, capsys):
+    path = tmp_path / "pipeline.yaml"
+    path.write_text("name: broken\ntasks:\n  a: {task: no-such-task}\n")
+    assert main(["pipeline", "run", str(path), "--json"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert f"{path}: the pipeline is invalid" in out.err
+    assert "unknown task 'no-such-task'" in out.err
+
+
+def test_step_main_bad_job_file_is_bad_input(tmp_path, capsys):
+    from mlpipe.pipeline.step import main as step_main
+
+    job = tmp_path / "job.json"
+    job.write_text('{"pipeline": "p", "step": "s"}')
+    assert step_main([str(job)]) == 2
+    assert f"step {job}: {job}: not a step job; expected the keys" in capsys.readouterr().err
+    assert step_main([str(tmp_path / "missing.json")]) == 2
+    assert "cannot read the job file" in capsys.readouterr().err

@@ -10,6 +10,7 @@ pipeline, a step refused its input), 1 a step failed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -65,11 +66,14 @@ def _run(args: argparse.Namespace) -> int:
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     ctx.setup_mlflow()
-    result = run_pipeline(args.file, ctx, args.executor, args.force, args.workers)
-    for name, out in result.outcomes.items():
-        run = f" run {out.run_id}" if out.run_id else ""
-        ok = out.status in OK_STATUSES and not args.json
-        print(f"{name}: {out.status}{run}: {out.summary}", file=sys.stdout if ok else sys.stderr)
+    stdout = sys.stdout
+    # with --json, whatever else is printed (the human lines, MLflow's run links) goes to stderr
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        result = run_pipeline(args.file, ctx, args.executor, args.force, args.workers)
+        for name, out in result.outcomes.items():
+            run = f" run {out.run_id}" if out.run_id else ""
+            stream = sys.stdout if out.status in OK_STATUSES else sys.stderr
+            print(f"{name}: {out.status}{run}: {out.summary}", file=stream)
     if result.failed:
         print(
             f"{args.file}: {len(result.failed)} step(s) failed; fix the cause and run again: "
@@ -77,5 +81,5 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if args.json:
-        print(json.dumps(result.summary()))
+        print(json.dumps(result.summary()), file=stdout)
     return result.exit_code
