@@ -24,7 +24,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NewType, get_type_hints
+from typing import Any, Literal, NewType, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 from mlpipe.errors import BadInput
@@ -36,7 +36,8 @@ ENV_PREFIX = "MLPIPE_"
 ByteSize = NewType("ByteSize", int)
 """An int number of bytes; config values may be written ``"512M"``, ``"10G"``, ``1048576``."""
 
-CACHE_MODES = ("auto", "good", "bad", "offline")
+CacheMode = Literal["auto", "good", "bad", "offline"]
+CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
 SECRET_WORDS = ("token", "password", "secret")
 
 
@@ -61,7 +62,7 @@ class CacheConfig:
 
     dir: Path = dataclasses.field(default_factory=_default_cache_dir)
     max_size: ByteSize = ByteSize(10 * 1024**3)
-    mode: str = "auto"  # auto | good | bad | offline
+    mode: CacheMode = "auto"
     probe_max_latency_ms: float = 250.0  # slower STATUS round trip -> "bad"
     probe_min_throughput_mbps: float = 5.0  # slower recent downloads (MB/s) -> "bad"
     probe_ttl: float = 60.0  # seconds a probe result is reused
@@ -154,6 +155,11 @@ def _coerce(value: object, typ: Any, where: str) -> object:
             if not isinstance(value, str):
                 raise ValueError(value)
             return value
+        if get_origin(typ) is Literal:
+            if value not in get_args(typ):
+                choices = ", ".join(map(str, get_args(typ)))
+                raise BadInput(f"{where}: must be one of {choices}, got {value!r}")
+            return value
     except (TypeError, ValueError):
         name = getattr(typ, "__name__", str(typ))
         raise BadInput(f"{where}: expected {name}, got {value!r}") from None
@@ -192,10 +198,6 @@ def _validate(name: str, section: object, path: Path) -> None:
     def where(key: str) -> str:
         return f"[{name}] {key} (file {path} or env MLPIPE_{name.upper()}_{key.upper()})"
 
-    if isinstance(section, CacheConfig) and section.mode not in CACHE_MODES:
-        raise BadInput(
-            f"{where('mode')}: must be one of {', '.join(CACHE_MODES)}, got {section.mode!r}"
-        )
     if isinstance(section, NgasConfig):
         parts = urlsplit(section.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:

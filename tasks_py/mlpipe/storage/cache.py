@@ -41,9 +41,10 @@ from typing import Any
 
 from filelock import FileLock
 
+from mlpipe.config import CacheMode
 from mlpipe.storage.errors import CacheMiss
 from mlpipe.storage.ngas import FileInfo, NgasClient, validate_file_id
-from mlpipe.storage.probe import BAD, GOOD, OFFLINE, ProbeResult, probe
+from mlpipe.storage.probe import BAD, GOOD, OFFLINE, ConnectionMode, ProbeResult, probe
 from mlpipe.storage.uri import parse_ngas_uri
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class ReadCache:
         *,
         default_url: str = "http://127.0.0.1:7777",
         max_size: int = 10 * 1024**3,
-        mode: str = "auto",
+        mode: CacheMode = "auto",
         client_options: dict[str, Any] | None = None,
         probe_max_latency_ms: float = 250.0,
         probe_min_throughput_mbps: float = 5.0,
@@ -134,7 +135,7 @@ class ReadCache:
             db.executescript(_SCHEMA)
 
     @classmethod
-    def from_config(cls, config: Any = None, mode: str | None = None) -> ReadCache:
+    def from_config(cls, config: Any = None, mode: CacheMode | None = None) -> ReadCache:
         """The cache described by ``[cache]`` and ``[ngas]`` of the mlpipe config."""
         if config is None:
             from mlpipe.config import load_config
@@ -199,7 +200,7 @@ class ReadCache:
         return self.default_url, validate_file_id(target)
 
     # --------------------------------------------------------------- modes
-    def mode(self, url: str | None = None) -> str:
+    def mode(self, url: str | None = None) -> ConnectionMode:
         """The effective connection mode for ``url`` (probing if configured ``auto``)."""
         if self.configured_mode != "auto":
             return self.configured_mode

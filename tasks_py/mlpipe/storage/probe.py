@@ -11,18 +11,22 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Final, Literal
 
 from mlpipe.storage.errors import NgasError
 from mlpipe.storage.ngas import NgasClient
 
-GOOD, BAD, OFFLINE = "good", "bad", "offline"
+ConnectionMode = Literal["good", "bad", "offline"]
+GOOD: Final = "good"
+BAD: Final = "bad"
+OFFLINE: Final = "offline"
 
 
 @dataclass(frozen=True)
 class ProbeResult:
     """What was measured and the mode it implies."""
 
-    mode: str
+    mode: ConnectionMode
     latency_ms: float | None
     throughput_mbps: float | None
     reason: str

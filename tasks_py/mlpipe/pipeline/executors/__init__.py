@@ -11,19 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Protocol
 
 from mlpipe.errors import BadInput
-from mlpipe.pipeline.plan import Plan
-from mlpipe.pipeline.step import StepJob, StepOutcome
-
-RunJob = Callable[[StepJob], StepOutcome]
-
-
-class Executor(Protocol):
-    name: str
-
-    def run(self, plan: Plan, run_job: RunJob) -> dict[str, StepOutcome]: ...
+from mlpipe.pipeline.executors.base import Executor, RunJob
 
 
 def _local(max_workers: int) -> Executor:

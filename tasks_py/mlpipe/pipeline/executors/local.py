@@ -6,7 +6,7 @@ import concurrent.futures as cf
 import logging
 
 from mlpipe.errors import BadInput
-from mlpipe.pipeline.executors import RunJob
+from mlpipe.pipeline.executors.base import RunJob
 from mlpipe.pipeline.plan import Plan
 from mlpipe.pipeline.step import StepOutcome
 
