@@ -92,7 +92,7 @@ def _runbook(tmp_path: Path, playbook: str, *extra: str) -> subprocess.Completed
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         "all:\n  hosts:\n    h1:\n      ansible_connection: local\n"
-        "      ansible_python_interpreter: \"{{ ansible_playbook_python }}\"\n"
+        '      ansible_python_interpreter: "{{ ansible_playbook_python }}"\n'
     )
     venv_python = TOP / ".venv" / "bin" / "python"
     return run(
