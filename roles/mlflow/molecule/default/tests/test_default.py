@@ -7,12 +7,24 @@ server (uvicorn workers, PostgreSQL backend) from inside the host.
 
 import json
 import os
+import re
+import subprocess
+import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import pytest
 
-VERSION = "3.17.2"
+TOP = Path(__file__).resolve().parents[5]
+# the one MLflow pin: mlpipe's [ml] extra; the role's default follows it
+(VERSION,) = (
+    m.group(1)
+    for r in tomllib.loads((TOP / "tasks_py" / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["ml"]
+    if (m := re.fullmatch(r"mlflow==(\S+)", r.split(";")[0].strip()))
+)
 PREVIOUS = "3.16.1"
 VENV = "/opt/mlflow/venv"
 
@@ -231,3 +243,24 @@ def test_ngas_artifact_plugin_installed(host):
     )
     assert res.rc == 0, res.stderr
     assert res.stdout.strip() == "NgasArtifactRepository"
+
+
+def test_mlpipe_installed_from_the_current_wheel(host):
+    info = json.loads(
+        subprocess.run(
+            [sys.executable, str(TOP / "ansible" / "scripts" / "build_wheel.py"), "--info"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    out = host.check_output(
+        f"{VENV}/bin/python -c 'import importlib.metadata as m; print(m.version(\"mlpipe\"))'"
+    )
+    assert out == info["version"]
+    wheels = host.check_output(f"ls {VENV}/share/mlpipe-wheels").split()
+    assert wheels == [Path(info["wheel"]).name]
+    # installed without the [ml] extra (vega_datasets is only there)
+    assert host.run(f"{VENV}/bin/python -c 'import vega_datasets'").rc != 0
+    # the source copy earlier releases of the role installed from is gone
+    assert not host.file("/opt/mlflow/src").exists
