@@ -31,10 +31,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -48,52 +46,10 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from ngas_double import NgasDouble  # noqa: E402
+from procs import free_port, stop_process, wait_until  # noqa: E402
 
 VENV_BIN = Path(os.path.abspath(sys.executable)).parent
 WEATHER_RAW = TESTS.parent / "tasks_py" / "examples" / "weather" / "raw"
-READY_TIMEOUT = float(os.environ.get("MLPIPE_TEST_READY_TIMEOUT", "120"))
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(
-    check: Callable[[], bool],
-    what: str,
-    proc: subprocess.Popen | None = None,
-    timeout: float = READY_TIMEOUT,
-    log: Path | None = None,
-) -> None:
-    """Poll ``check`` until true; fail with the process log if it dies or times out."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-            pytest.fail(f"{what} exited with {proc.returncode} before being ready:\n{tail}")
-        try:
-            if check():
-                return
-        except (requests.RequestException, OSError):
-            pass
-        time.sleep(delay)  # poll interval, not a readiness assumption
-        delay = min(delay * 1.5, 1.0)
-    tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
-    pytest.fail(f"{what} not ready after {timeout:.0f}s:\n{tail}")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --------------------------------------------------------------------- config

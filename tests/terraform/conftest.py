@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 HERE = Path(__file__).resolve().parent
-TOP = HERE.parents[1]
-TF_ROOT = TOP / "terraform"
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+
+from tfpaths import TF_ROOT, TOP  # noqa: E402
+
+__all__ = ["TF_ROOT", "TOP"]
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from conftest import TF_ROOT
+from tfpaths import TF_ROOT
 
 PROVISION = TF_ROOT / "scripts" / "provision.sh"
 DESTROY = TF_ROOT / "scripts" / "destroy.sh"

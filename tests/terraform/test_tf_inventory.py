@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from conftest import TF_ROOT, TOP
+from tfpaths import TF_ROOT, TOP
 
 GEN = TF_ROOT / "scripts" / "tf_inventory.py"
 VENV_BIN = Path(sys.executable).parent

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 import tfeval
 import yaml
-
-from conftest import TF_ROOT, TOP
+from tfpaths import TF_ROOT, TOP
 
 pytestmark = pytest.mark.skipif(
     tfeval.TERRAFORM is None, reason="terraform is not on PATH (install Terraform >= 1.7)"

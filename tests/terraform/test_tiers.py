@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 import tfeval
 import yaml
-
-from conftest import TF_ROOT, TOP
+from tfpaths import TF_ROOT, TOP
 
 TIERS_FILE = TOP / "tiers.yml"
 TIERS: dict[str, Any] = yaml.safe_load(TIERS_FILE.read_text())["tiers"]

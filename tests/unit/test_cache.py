@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
 from mlpipe.storage import CacheMiss, ChecksumMismatch, NgasClient, ReadCache
+from procs import wait_until
 
 
 @pytest.fixture
