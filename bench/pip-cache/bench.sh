@@ -4,10 +4,12 @@
 # /etc/pip.conf). Installs the same package set into a fresh venv in two fresh
 # containers, first with an empty cache directory, then with the cache the first
 # one filled, and prints the times and their ratio.
-#   BENCH_PIP_PACKAGES  what to install (default: the MLflow server's pin)
+#   BENCH_PIP_PACKAGES  what to install (default: the MLflow release mlpipe pins)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
-read -r -a packages <<< "${BENCH_PIP_PACKAGES:-mlflow==3.17.2}"
+# default: the MLflow release the mlpipe wheel pins (tasks_py/pyproject.toml, the one place)
+pin=$("$top/.venv/bin/python" -c 'import sys, tomllib; deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["optional-dependencies"]["ml"]; print(next(d.split("#")[0].strip() for d in deps if d.startswith("mlflow==")))' "$top/tasks_py/pyproject.toml")
+read -r -a packages <<< "${BENCH_PIP_PACKAGES:-$pin}"
 "$top/ansible/scripts/ensure-docker.sh"
 image=$("$top/ansible/scripts/build-base-image.sh")
 cache=$(mktemp -d /tmp/mlpipe-bench-pip-XXXXXX)
