@@ -71,7 +71,7 @@ def test_schema_of_every_tier() -> None:
 
 def test_what_is_deployed_today() -> None:
     deployed = {n for n, t in TIERS.items() if t["status"] == "deployed"}
-    assert deployed == {"mlflow", "postgresql", "ngas"}
+    assert deployed == {"mlflow", "postgresql", "ngas", "dlg_head", "dlg_worker"}
 
 
 def test_local_inventory_is_the_tier_list() -> None:
