@@ -25,6 +25,11 @@ SECRETS: dict[str, int] = {
     "vault_mlflow_db_password": 32,
     "vault_mlflow_admin_password": 24,
     "vault_ngas_db_password": 32,
+    # slurmdbd's MariaDB account (roles/slurm)
+    "vault_slurm_dbd_db_password": 32,
+    # the munge key of every Slurm member, written as the key file: 172 url-safe
+    # characters carry 1032 random bits, at least mungekey's default 1024-bit key
+    "vault_slurm_munge_key": 172,
 }
 
 

@@ -71,7 +71,15 @@ def test_schema_of_every_tier() -> None:
 
 def test_what_is_deployed_today() -> None:
     deployed = {n for n, t in TIERS.items() if t["status"] == "deployed"}
-    assert deployed == {"mlflow", "postgresql", "ngas", "dlg_head", "dlg_worker"}
+    assert deployed == {
+        "mlflow",
+        "postgresql",
+        "ngas",
+        "dlg_head",
+        "dlg_worker",
+        "slurm_ctl",
+        "slurm_node",
+    }
 
 
 def test_local_inventory_is_the_tier_list() -> None:

@@ -74,7 +74,7 @@ def test_gen_secrets_keeps_existing_values(tmp_path: Path) -> None:
         [str(venv_bin / "python"), "ansible/scripts/gen-secrets.py", str(inventory), str(password)],
         env,
     )
-    assert second.returncode == 0 and "all 3 secrets present" in second.stdout
+    assert second.returncode == 0 and "all 5 secrets present" in second.stdout
     assert vault_file.read_text() == encrypted
 
     password.write_text("another-password\n")
