@@ -1,0 +1,269 @@
+"""Checks of the pipeline role, running its units for real.
+
+prepare.yml started the NGAS double on the loopback; the fixture ``mlflow``
+starts an MLflow server with basic auth from the venv the role installed
+(test code: the role never starts a server). Runs go through systemd exactly
+as on a node: ``systemctl start mlpipe-pipeline@<name>.service``.
+"""
+
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+
+import pytest
+
+FILES = Path(__file__).resolve().parents[1] / "files"
+VENV = "/opt/mlpipe/venv"
+MLFLOW = "http://127.0.0.1:5000"
+EXTRA = "/opt/mlflow-test-extra"  # Flask-WTF for --app-name basic-auth, outside the role's venv
+SERVER_DIR = "/var/lib/mlflow-test"
+
+
+def _password():
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "mlflow_admin_password")
+    return path.read_text().strip()
+
+
+def _constraint(name):
+    top = Path(__file__).resolve().parents[5]
+    for line in (top / "tests" / "constraints.txt").read_text().splitlines():
+        if line.lower().startswith(name.lower() + "=="):
+            return line.strip()
+    raise AssertionError(f"{name} is not pinned in tests/constraints.txt")
+
+
+@pytest.fixture(scope="module")
+def mlflow(host):
+    """An MLflow server with basic auth on the loopback, artifacts on the NGAS double."""
+    if not host.service("mlflow-test").is_running:
+        pins = " ".join(shlex.quote(_constraint(n)) for n in ("Flask-WTF", "WTForms"))
+        host.check_output(f"{VENV}/bin/pip install -q --no-deps --target {EXTRA} {pins}")
+        host.check_output(f"mkdir -p {SERVER_DIR}")
+        ini = (
+            "[mlflow]\ndefault_permission = READ\n"
+            f"database_uri = sqlite:///{SERVER_DIR}/basic_auth.db\n"
+            f"admin_username = admin\nadmin_password = {_password()}\n"
+            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        )
+        host.check_output(
+            f"umask 077 && printf %s {shlex.quote(ini)} > {SERVER_DIR}/basic_auth.ini"
+        )
+        host.check_output(
+            "systemd-run --unit=mlflow-test "
+            f"--setenv=PYTHONPATH={EXTRA} --setenv=HOME={SERVER_DIR} "
+            f"--setenv=MLFLOW_AUTH_CONFIG_PATH={SERVER_DIR}/basic_auth.ini "
+            "--setenv=MLFLOW_FLASK_SERVER_SECRET_KEY=molecule-only "
+            f"--setenv=MLPIPE_CACHE_DIR={SERVER_DIR}/cache "
+            f"{VENV}/bin/mlflow server --host 127.0.0.1 --port 5000 --workers 1 "
+            f"--backend-store-uri sqlite:///{SERVER_DIR}/mlflow.db --serve-artifacts "
+            "--artifacts-destination ngas://127.0.0.1:7777/mlflow --app-name basic-auth"
+        )
+    deadline = time.monotonic() + 180
+    while host.run(f"curl -sf {MLFLOW}/health").rc != 0:
+        assert host.service("mlflow-test").is_running, host.run(
+            "journalctl -u mlflow-test --no-pager -n 40"
+        ).stdout
+        assert time.monotonic() < deadline, "MLflow did not answer /health within 180 s"
+        time.sleep(1)
+    return MLFLOW
+
+
+def _api(host, path, **params):
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    out = host.check_output(
+        f"curl -sf -u admin:{_password()} '{MLFLOW}/api/2.0/mlflow/{path}?{query}'"
+    )
+    return json.loads(out)
+
+
+def _start(host, unit):
+    """systemctl start UNIT (waits for a oneshot); its result and this run's journal."""
+    cursor = host.check_output("journalctl -n 0 --show-cursor -q").split("cursor: ", 1)[1]
+    res = host.run(f"systemctl start {unit}")
+    props = dict(
+        line.split("=", 1)
+        for line in host.check_output(
+            f"systemctl show {unit} -p Result -p ExecMainStatus -p ActiveState"
+        ).splitlines()
+    )
+    journal = [
+        json.loads(line)
+        for line in host.check_output(
+            f"journalctl -u {unit} --after-cursor={shlex.quote(cursor)} -o json --no-pager"
+        ).splitlines()
+        if line.strip()
+    ]
+    return res, props, journal
+
+
+def _uid(host, user="mlpipe"):
+    return host.check_output(f"id -u {user}")
+
+
+def _last_run(host, name):
+    f = host.file(f"/var/lib/mlpipe/pipelines/{name}/last-run.json")
+    assert f.exists, f"no last-run.json for {name}"
+    assert f.user == "mlpipe"
+    return json.loads(f.content_string)
+
+
+def test_user_is_an_unprivileged_system_account(host):
+    user = host.user("mlpipe")
+    assert user.exists
+    assert user.shell == "/usr/sbin/nologin"
+    assert user.uid < 1000
+    assert user.groups == ["mlpipe"]
+
+
+def test_mlpipe_installed_with_the_ml_extra(host):
+    res = host.run(f"{VENV}/bin/python -c 'import mlpipe, mlflow, sklearn, pandas'")
+    assert res.rc == 0, res.stderr
+
+
+def test_config_and_credentials_are_readable_by_group_mlpipe_only(host):
+    for path in ("/etc/mlpipe/mlpipe.toml", "/etc/mlpipe/credentials.env"):
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "mlpipe", 0o640), path
+        assert f.content_string.startswith("#"), path
+        assert host.run(f"runuser -u nobody -- cat {path}").rc != 0, path
+    assert _password() not in host.file("/etc/mlpipe/mlpipe.toml").content_string
+    assert _password() in host.file("/etc/mlpipe/credentials.env").content_string
+    unit = host.check_output("systemctl show mlpipe-pipeline@tiny.service -p Environment")
+    assert _password() not in unit
+
+
+def test_effective_config_as_mlpipe(host):
+    out = host.check_output(
+        f"runuser -u mlpipe -- env MLPIPE_CONFIG=/etc/mlpipe/mlpipe.toml {VENV}/bin/mlpipe "
+        "config show --json"
+    )
+    config = json.loads(out)
+    assert config["ngas"]["url"] == "http://127.0.0.1:7777"
+    assert config["ngas"]["retries"] == 1  # pipeline_config merged over the settings
+    assert config["mlflow"]["tracking_uri"] == "http://127.0.0.1:5000"
+    assert config["cache"]["dir"] == "/var/cache/mlpipe"
+    assert config["cache"]["mode"] == "auto"
+    assert config["pipeline"]["data_prefix"] == "molecule/data"
+    assert config["model"]["name"] == "seattle-weather"
+
+
+def test_definitions_are_deployed_read_only_for_mlpipe(host):
+    for rel in ("pipeline.yaml", "raw/days.csv"):
+        f = host.file(f"/etc/mlpipe/pipelines/tiny/{rel}")
+        assert f.content_string == (FILES / "tiny" / rel).read_text(), rel
+        assert (f.user, f.group, f.mode) == ("root", "mlpipe", 0o640), rel
+    assert host.run("runuser -u mlpipe -- touch /etc/mlpipe/pipelines/tiny/x").rc != 0
+    env = host.file("/etc/mlpipe/pipelines/tiny.env").content_string
+    assert 'MLPIPE_PIPELINE_DATA_PREFIX="molecule/tiny"' in env
+
+
+def test_retired_pipeline_and_its_timer_were_removed(host):
+    assert not host.file("/etc/mlpipe/pipelines/retired").exists
+    assert not host.file("/etc/mlpipe/pipelines/retired.env").exists
+    assert not host.file("/etc/systemd/system/mlpipe-pipeline@retired.timer.d").exists
+    enabled = host.run("systemctl is-enabled mlpipe-pipeline@retired.timer").stdout.strip()
+    assert enabled != "enabled"
+    assert not host.service("mlpipe-pipeline@retired.timer").is_running
+    assert host.file("/etc/mlpipe/pipelines/broken/pipeline.yaml").exists
+
+
+def test_pipeline_unit_is_hardened(host):
+    props = dict(
+        line.split("=", 1)
+        for line in host.check_output(
+            "systemctl show mlpipe-pipeline@tiny.service -p Type -p User -p NoNewPrivileges "
+            "-p ProtectSystem -p ProtectHome -p PrivateTmp -p ReadWritePaths "
+            "-p CapabilityBoundingSet -p RestrictSUIDSGID"
+        ).splitlines()
+    )
+    assert props["Type"] == "oneshot"
+    assert props["User"] == "mlpipe"
+    assert props["NoNewPrivileges"] == "yes"
+    assert props["ProtectSystem"] == "strict"
+    assert props["ProtectHome"] == "yes"
+    assert props["PrivateTmp"] == "yes"
+    assert props["RestrictSUIDSGID"] == "yes"
+    assert props["CapabilityBoundingSet"] == ""
+    assert sorted(props["ReadWritePaths"].split()) == ["/var/cache/mlpipe", "/var/lib/mlpipe"]
+
+
+def test_pipeline_runs_through_its_unit_as_mlpipe(host, mlflow):
+    res, props, journal = _start(host, "mlpipe-pipeline@tiny.service")
+    assert res.rc == 0, res.stderr + "\n".join(e.get("MESSAGE", "") for e in journal)
+    assert props["Result"] == "success"
+    assert props["ExecMainStatus"] == "0"
+    summary = _last_run(host, "tiny")
+    assert summary["ok"] is True
+    assert summary["pipeline"] == "tiny"
+    counts = summary["counts"]
+    assert counts["failed"] == counts["blocked"] == 0
+    assert counts["ran"] + counts["skipped"] == 2
+    # the config override of this pipeline: its data went under molecule/tiny
+    (raw,) = summary["steps"]["load"]["outputs"]["raw"]
+    assert raw["id"] == "molecule/tiny/raw/days.csv"
+    # the step lines came from processes of user mlpipe, in the journal
+    lines = [e for e in journal if e.get("_UID") == _uid(host)]
+    messages = [str(e.get("MESSAGE", "")) for e in lines]
+    assert any(m.startswith("load: ") for m in messages), messages
+    assert any("last-run.json" in m for m in messages), messages
+    # MLflow recorded the runs as started by the venv's mlpipe (its mlflow.user
+    # is the account that logged in, with basic auth)
+    exp = _api(host, "experiments/get-by-name", experiment_name="tiny-pipeline")["experiment"]
+    runs = json.loads(
+        host.check_output(
+            f"curl -sf -u admin:{_password()} -X POST -H 'Content-Type: application/json' "
+            f"-d '{json.dumps({'experiment_ids': [exp['experiment_id']]})}' "
+            f"{MLFLOW}/api/2.0/mlflow/runs/search"
+        )
+    )["runs"]
+    assert runs
+    tags = [{t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs]
+    assert {t["mlflow.source.name"] for t in tags} == {f"{VENV}/bin/mlpipe"}
+    assert {t["mlflow.user"] for t in tags} == {"admin"}
+
+
+def test_second_run_skips_every_step(host, mlflow):
+    res, props, _ = _start(host, "mlpipe-pipeline@tiny.service")
+    assert res.rc == 0, res.stderr
+    assert _last_run(host, "tiny")["counts"] == {"ran": 0, "skipped": 2, "failed": 0, "blocked": 0}
+
+
+def test_failing_pipeline_fails_its_unit(host, mlflow):
+    res, props, journal = _start(host, "mlpipe-pipeline@broken.service")
+    assert res.rc != 0
+    assert props["Result"] == "exit-code"
+    assert props["ExecMainStatus"] == "2"  # bad input
+    messages = " ".join(str(e.get("MESSAGE", "")) for e in journal)
+    assert "unusable" in messages and "quarantined" in messages, messages
+    summary = _last_run(host, "broken")
+    assert summary["ok"] is False
+    assert summary["steps"]["load"]["status"] == "failed"
+    assert summary["steps"]["load"]["bad_input"] is True
+
+
+def test_task_unit_runs_its_arguments_with_its_overrides(host):
+    res, props, journal = _start(host, "mlpipe-task@show-config.service")
+    assert res.rc == 0, res.stderr
+    assert props["Result"] == "success"
+    messages = [str(e.get("MESSAGE", "")) for e in journal if e.get("_UID") == _uid(host)]
+    assert 'alias = "staging"' in messages, messages
+    assert 'url = "http://127.0.0.1:7777"' in messages
+
+
+def test_task_unit_without_arguments_fails_saying_why(host):
+    res, props, journal = _start(host, "mlpipe-task@nothing-here.service")
+    assert res.rc != 0
+    assert props["ExecMainStatus"] == "2"
+    messages = " ".join(str(e.get("MESSAGE", "")) for e in journal)
+    assert "/etc/mlpipe/tasks/nothing-here.args: no arguments file" in messages
+
+
+def test_timer_is_scheduled(host):
+    timer = host.service("mlpipe-pipeline@tiny.timer")
+    assert timer.is_enabled
+    assert timer.is_running
+    calendar = host.check_output("systemctl show -P TimersCalendar mlpipe-pipeline@tiny.timer")
+    assert "*-01-01 03:00:00" in calendar
+    assert host.check_output("systemctl show -P Persistent mlpipe-pipeline@tiny.timer") == "yes"
