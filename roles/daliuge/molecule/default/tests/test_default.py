@@ -60,7 +60,10 @@ def test_unit_is_hardened(host):
     assert props["PrivateTmp"] == "yes"
     assert props["CapabilityBoundingSet"] == ""
     assert props["RestrictNamespaces"] == "yes"
-    assert sorted(props["ReadWritePaths"].split()) == ["/var/lib/daliuge", "/var/log/daliuge"]
+    writable = ["/var/lib/daliuge", "/var/log/daliuge"]
+    if _kind(host) == "node":  # the workers' daliuge_read_write_paths (molecule.yml)
+        writable.insert(0, "/srv/daliuge-extra")
+    assert sorted(props["ReadWritePaths"].split()) == writable
 
 
 def test_venv_is_the_pinned_release_and_read_only_for_the_service(host):
@@ -138,12 +141,14 @@ SUBMIT = textwrap.dedent(
     bash = "dlg.apps.bash_shell_app.BashShellApp"
     filedrop = "dlg.data.drops.file.FileDROP"
     graph = [
-        {"oid": "A", "categoryType": "Application", "dropclass": bash, "command": "uname -n > {F}",
-         "node": first, "island": island, "outputs": ["F"]},
+        {"oid": "A", "categoryType": "Application", "dropclass": bash, "node": first,
+         "command": "uname -n > {F}; echo $DALIUGE_TEST_MARK > /srv/daliuge-extra/$DLG_SESSION_ID",
+         "island": island, "outputs": ["F"]},
         {"oid": "F", "categoryType": "Data", "dropclass": filedrop,
          "node": first, "island": island, "producers": ["A"], "consumers": ["B"]},
-        {"oid": "B", "categoryType": "Application", "dropclass": bash, "command": "uname -n > {G}",
-         "node": second, "island": island, "inputs": ["F"], "outputs": ["G"]},
+        {"oid": "B", "categoryType": "Application", "dropclass": bash, "node": second,
+         "command": "uname -n > {G}; touch /srv/daliuge-other/$DLG_SESSION_ID || true",
+         "island": island, "inputs": ["F"], "outputs": ["G"]},
         {"oid": "G", "categoryType": "Data", "dropclass": filedrop,
          "node": second, "island": island, "producers": ["B"]},
     ]
@@ -200,3 +205,13 @@ def test_graph_apps_ran_on_their_own_hosts(hosts, graph_run):
         contents = {Path(f).name: worker.file(f).content_string.strip() for f in files}
         # the app placed on this node wrote this host's name into its output drop
         assert name in contents.values(), (name, contents)
+
+
+def test_graph_apps_get_the_environment_and_only_the_writable_paths(hosts, graph_run):
+    sid, run, _ = graph_run
+    first, second = (hosts[node.split(":")[0]] for node in run["nodes"])
+    # daliuge_environment reached the application, '%' unexpanded by systemd
+    assert first.file(f"/srv/daliuge-extra/{sid}").content_string == "100%\n"
+    # a world-writable directory outside ReadWritePaths is read-only for it
+    assert not second.file(f"/srv/daliuge-other/{sid}").exists
+    assert second.check_output("stat -c %a /srv/daliuge-other") == "777"
