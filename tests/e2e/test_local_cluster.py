@@ -1,8 +1,10 @@
 """End to end: `make up` / `make down` on the local cluster of systemd containers.
 
 The tests run in file order and share one cluster (they are one scenario):
-preflight refusal -> up -> checks on the running platform -> up again (no
-changes) -> down (only what `make up` created disappears).
+preflight refusal -> up -> checks on the running platform (the demo pipeline
+ran on the first DALiuGE worker through mlpipe-pipeline@weather-demo, as the
+user mlpipe) -> up again (no changes) -> a failing demo run fails the play ->
+down (only what `make up` created disappears).
 
 NGAS: with ``NGAS_SOURCE`` set, `make up` installs real NGAS from it. Without
 it (CI: the upstream repository is unreachable) the platform is pointed at an
@@ -36,6 +38,21 @@ TIERS = yaml.safe_load((TOP / "tiers.yml").read_text())["tiers"]
 HOSTS = sorted({tier["local_host"] for tier in TIERS.values() if tier.get("local_host")})
 SENTINEL = "mlpipe-e2e-sentinel"
 MLFLOW = "http://127.0.0.1:5000"  # published on the loopback by the local cluster
+# the demo pipeline runs on the first DALiuGE worker through the pipeline role's unit
+WORKER = TIERS["dlg_worker"]["local_host"]
+DEMO_UNIT = "mlpipe-pipeline@weather-demo.service"
+DEMO_SUMMARY = "/var/lib/mlpipe/pipelines/weather-demo/last-run.json"
+DEMO_STEPS = (
+    "load",
+    "load_new",
+    "preprocess",
+    "preprocess_new",
+    "train",
+    "promote",
+    "infer",
+    "infer_latest",
+)
+NODE_MLPIPE = "/opt/mlpipe/venv/bin/mlpipe"  # the pipeline role's venv on the node
 
 pytestmark = pytest.mark.timeout(3600)
 
@@ -228,6 +245,76 @@ def test_demo_pipeline_left_a_production_model_with_artifacts_on_ngas(
     assert predictions and all(p.size > 0 for p in predictions)
 
 
+def _on_worker(*cmd: str) -> str:
+    return sh("docker", "exec", WORKER, *cmd).stdout
+
+
+def _demo_unit() -> dict[str, str]:
+    out = _on_worker(
+        "systemctl",
+        "show",
+        DEMO_UNIT,
+        "-p",
+        "Result",
+        "-p",
+        "ExecMainStatus",
+        "-p",
+        "User",
+        "-p",
+        "Type",
+    )
+    return dict(line.split("=", 1) for line in out.splitlines())
+
+
+def _demo_journal() -> list[dict[str, object]]:
+    out = _on_worker("journalctl", "-u", DEMO_UNIT, "-o", "json", "--no-pager")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_demo_ran_on_a_node_through_its_unit_as_mlpipe() -> None:
+    """make up started mlpipe-pipeline@weather-demo on the worker; the run was user mlpipe's."""
+    unit = _demo_unit()
+    assert unit == {
+        "Result": "success",
+        "ExecMainStatus": "0",
+        "User": "mlpipe",
+        "Type": "oneshot",
+    }, unit
+    uid = _on_worker("id", "-u", "mlpipe").strip()
+    journal = _demo_journal()
+    by_mlpipe = [str(e.get("MESSAGE", "")) for e in journal if e.get("_UID") == uid]
+    for step in DEMO_STEPS:
+        assert any(m.startswith(f"{step}: ran") for m in by_mlpipe), (step, by_mlpipe[-20:])
+    assert not [e for e in journal if e.get("_UID") not in (uid, "0")], "another user ran in it"
+    summary = json.loads(_on_worker("cat", DEMO_SUMMARY))
+    assert summary["ok"] is True
+    assert summary["counts"] == {"ran": 8, "skipped": 0, "failed": 0, "blocked": 0}
+    owner = _on_worker("stat", "-c", "%U", DEMO_SUMMARY).strip()
+    assert owner == "mlpipe"
+
+
+def test_demo_runs_in_mlflow_came_from_the_node() -> None:
+    """Every run of the demo was started by the node's mlpipe, none by this machine's."""
+    auth = ("admin", _admin_password())
+    exp = requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "seattle-weather-pipeline"},
+        auth=auth,
+        timeout=30,
+    )
+    assert exp.status_code == 200, exp.text
+    runs = requests.post(
+        f"{MLFLOW}/api/2.0/mlflow/runs/search",
+        json={"experiment_ids": [exp.json()["experiment"]["experiment_id"]], "max_results": 100},
+        auth=auth,
+        timeout=30,
+    ).json()["runs"]
+    sources = {
+        t["value"] for r in runs for t in r["data"]["tags"] if t["key"] == "mlflow.source.name"
+    }
+    assert len(runs) >= len(DEMO_STEPS) and sources == {NODE_MLPIPE}, (len(runs), sources)
+
+
 def test_hosts_reach_each_other_by_name() -> None:
     for host in HOSTS:
         for other in HOSTS:
@@ -258,6 +345,52 @@ def test_second_up_changes_nothing(ngas_env: dict[str, str]) -> None:
     assert proc.returncode == 0
     assert "demo: 0 step(s) ran, 8 unchanged" in proc.stdout
     assert "make up: nothing changed" in proc.stdout
+    summary = json.loads(_on_worker("cat", DEMO_SUMMARY))
+    assert summary["counts"] == {"ran": 0, "skipped": 8, "failed": 0, "blocked": 0}
+    assert _demo_unit()["Result"] == "success"
+
+
+def test_failed_demo_fails_up_with_the_nodes_journal(ngas_env: dict[str, str]) -> None:
+    """A demo run that fails makes the play fail, showing the end of the node's journal.
+
+    The unit is pointed at a closed port for MLflow (a drop-in, removed
+    afterwards) and only the demo play of up.yml runs (``--tags demo``).
+    """
+    dropin = f"/etc/systemd/system/{DEMO_UNIT}.d"
+    _on_worker("mkdir", "-p", dropin)
+    sh(
+        "docker",
+        "exec",
+        WORKER,
+        "sh",
+        "-c",
+        f"printf '[Service]\\nEnvironment=MLPIPE_MLFLOW_TRACKING_URI=http://127.0.0.1:9 "
+        f"MLFLOW_HTTP_REQUEST_MAX_RETRIES=0\\n' > {dropin}/e2e-break.conf",
+    )
+    _on_worker("systemctl", "daemon-reload")
+    try:
+        extra = ["-e", f"ngas_url={ngas_env['NGAS_URL']}"] if ngas_env.get("NGAS_URL") else []
+        proc = subprocess.run(
+            [str(TOP / ".venv/bin/ansible-playbook"), "ansible/up.yml", "--tags", "demo", *extra],
+            cwd=TOP,
+            env=dict(
+                ngas_env, ANSIBLE_CONFIG=str(TOP / "ansible/ansible.cfg"), ANSIBLE_NOCOLOR="1"
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            check=False,
+        )
+        print(proc.stdout)
+        assert proc.returncode != 0
+        assert f"The demo pipeline failed on {WORKER}" in proc.stdout
+        # the node's own words, from its journal
+        assert "http://127.0.0.1:9 is unreachable" in proc.stdout
+        assert _demo_unit()["Result"] == "exit-code"
+    finally:
+        _on_worker("rm", "-rf", dropin)
+        _on_worker("systemctl", "daemon-reload")
+        _on_worker("systemctl", "reset-failed", DEMO_UNIT)
 
 
 def test_down_removes_only_what_up_created(ngas_env: dict[str, str], sentinel: str) -> None:
