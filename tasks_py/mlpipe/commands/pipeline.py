@@ -56,13 +56,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mlpipe.pipeline.executors import get_executor
+    from mlpipe.pipeline.executors import check_executor
     from mlpipe.pipeline.runner import check, run_pipeline
     from mlpipe.pipeline.step import OK_STATUSES
 
     ctx = _context()
     _, report = check(args.file, ctx)
-    get_executor(args.executor)  # an unknown executor is bad input before anything runs
+    check_executor(args.executor)  # an unknown executor is bad input before anything runs
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     ctx.setup_mlflow()

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpipe.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from mlpipe.pipeline.executors import get_executor
+from mlpipe.pipeline.executors import StepRunner, get_executor
 from mlpipe.pipeline.plan import Plan
 from mlpipe.pipeline.spec import Pipeline, load_pipeline
-from mlpipe.pipeline.step import OK_STATUSES, STATUSES, StepOutcome, StepStatus, run_step
+from mlpipe.pipeline.step import OK_STATUSES, STATUSES, StepOutcome, StepStatus
 from mlpipe.pipeline.validate import Report, validate
 
 if TYPE_CHECKING:
@@ -84,8 +84,8 @@ def run_pipeline(
     """Run every step (skipping unchanged ones) and return the outcome of each."""
     pipeline, _ = check(path, ctx)
     workers = max_workers or ctx.config.pipeline.max_workers
-    runner = get_executor(executor, max_workers=workers)
+    runner = get_executor(executor, ctx.config, max_workers=workers)
     plan = Plan(pipeline, pipeline_run=uuid.uuid4().hex[:12], force=force)
-    outcomes = runner.run(plan, lambda job: run_step(job, ctx))
+    outcomes = runner.run(plan, StepRunner(ctx, force=force))
     ordered = {name: outcomes[name] for name in pipeline.steps if name in outcomes}
     return PipelineRun(pipeline.name, plan.pipeline_run, ordered)

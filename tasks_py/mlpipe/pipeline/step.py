@@ -1,18 +1,36 @@
 """One step of a pipeline run: skip it if unchanged since its last success, else run it.
 
 A :class:`StepJob` is plain data (JSON round trip), so executors can ship it
-to another node and run it there with ``python -m mlpipe.pipeline.step JOB.json``.
+to another node and run it there::
+
+    python -m mlpipe.pipeline.step JOB.json OUTCOME.json [--upstream PRODUCER.json ...]
+
+A job made by :meth:`Plan.template` names its inputs as producer outputs
+(``inputs_from``) instead of values; on the node they are filled in from the
+producers' outcome files (``--upstream``) by :meth:`StepJob.resolve`. The
+outcome file is written (atomically) whether the step succeeds or fails, so a
+remote executor always learns the step's status and error message from it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlpipe.errors import BadInput, run_guarded
+from mlpipe.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    BadInput,
+    MlpipeError,
+    exit_code,
+)
 from mlpipe.tasks.registry import get_spec
 
 if TYPE_CHECKING:
@@ -38,9 +56,40 @@ class StepJob:
     inputs: dict[str, Any] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     force: bool = False
+    # input slot -> [producer step, producer output slot]: filled in by resolve()
+    inputs_from: dict[str, list[str]] = field(default_factory=dict)
+    # extra tags on every MLflow run the step starts (executor, session or job id)
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
+
+    def resolve(self, upstream: Mapping[str, StepOutcome]) -> StepJob:
+        """This job with ``inputs`` filled from its producers' outcomes.
+
+        BadInput naming the step when a producer's outcome is missing or the
+        producer did not succeed (ran or skipped).
+        """
+        inputs = dict(self.inputs)
+        for slot, (producer, out_slot) in self.inputs_from.items():
+            outcome = upstream.get(producer)
+            if outcome is None:
+                raise BadInput(
+                    f"step {self.step}: input {slot!r} comes from step {producer}, "
+                    f"but no outcome of {producer} was given (--upstream)"
+                )
+            if outcome.status not in OK_STATUSES:
+                raise BadInput(
+                    f"step {self.step}: input {slot!r} comes from step {producer}, "
+                    f"which {outcome.status}: {outcome.summary}"
+                )
+            if out_slot not in outcome.outputs:
+                raise BadInput(
+                    f"step {self.step}: step {producer} recorded no output {out_slot!r} "
+                    f"(it has: {', '.join(sorted(outcome.outputs)) or 'none'})"
+                )
+            inputs[slot] = outcome.outputs[out_slot]
+        return replace(self, inputs=inputs, inputs_from={})
 
     @classmethod
     def from_json(cls, text: str, where: str = "job") -> StepJob:
@@ -57,6 +106,16 @@ class StepJob:
         return cls(**doc)
 
 
+def _load(text: str, where: str, what: str, required: set[str], names: set[str]) -> dict[str, Any]:
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise BadInput(f"{where}: not JSON ({exc}); give a file written by {what}") from None
+    if not isinstance(doc, dict) or not required <= set(doc) <= names:
+        raise BadInput(f"{where}: not a {what} file; expected the keys {', '.join(sorted(names))}")
+    return doc
+
+
 @dataclass(frozen=True)
 class StepOutcome:
     step: str
@@ -65,6 +124,18 @@ class StepOutcome:
     outputs: dict[str, Any] = field(default_factory=dict)
     summary: str = ""
     bad_input: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "outcome") -> StepOutcome:
+        """The outcome in ``text``; BadInput naming ``where`` if it is not one."""
+        names = {f.name for f in fields(cls)}
+        doc = _load(text, where, "step outcome", {"step", "status"}, names)
+        if doc["status"] not in STATUSES:
+            raise BadInput(f"{where}: status {doc['status']!r} is not one of {', '.join(STATUSES)}")
+        return cls(**doc)
 
 
 def _hash(job: StepJob, ctx: TaskContext) -> str:
@@ -111,19 +182,42 @@ def last_success(job: StepJob, digest: str, ctx: TaskContext) -> str | None:
     return str(found[0].info.run_id) if found else None
 
 
-def run_step(job: StepJob, ctx: TaskContext) -> StepOutcome:
-    """Skip (reusing the recorded outputs) or run the step's task; raises on failure."""
+def _check(job: StepJob, ctx: TaskContext) -> tuple[str, StepOutcome | None]:
+    """The step's hash, and a ``skipped`` outcome if its last success had that hash."""
     from mlpipe.tasks.mlflow_errors import as_mlpipe_errors
-    from mlpipe.tasks.registry import run_task
     from mlpipe.tasks.runs import read_outputs
 
+    if job.inputs_from:
+        raise BadInput(f"step {job.step}: resolve the job's inputs before running it")
     with as_mlpipe_errors(f"step {job.step}: looking for an unchanged earlier run"):
         digest = _hash(job, ctx)
         previous = None if job.force else last_success(job, digest, ctx)
         if previous:
             outputs = read_outputs(previous)
-            return StepOutcome(job.step, "skipped", previous, outputs, "unchanged since this run")
+            return digest, StepOutcome(
+                job.step, "skipped", previous, outputs, "unchanged since this run"
+            )
+    return digest, None
+
+
+def unchanged(job: StepJob, ctx: TaskContext) -> StepOutcome | None:
+    """A ``skipped`` outcome if the step is unchanged since its last success, else None.
+
+    For executors that decide on the controller what to submit; MLflow errors
+    other than "not found" raise (fail closed).
+    """
+    return _check(job, ctx)[1]
+
+
+def run_step(job: StepJob, ctx: TaskContext) -> StepOutcome:
+    """Skip (reusing the recorded outputs) or run the step's task; raises on failure."""
+    from mlpipe.tasks.registry import run_task
+
+    digest, skipped = _check(job, ctx)
+    if skipped is not None:
+        return skipped
     tags = {
+        **job.tags,
         TAG_PIPELINE: job.pipeline,
         TAG_STEP: job.step,
         TAG_HASH: digest,
@@ -135,30 +229,88 @@ def run_step(job: StepJob, ctx: TaskContext) -> StepOutcome:
     return StepOutcome(job.step, "ran", result.run_id, result.outputs, result.summary)
 
 
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m mlpipe.pipeline.step",
+        description="Run one pipeline step from a job file (the form remote executors ship).",
+    )
+    p.add_argument("job", help="job file (StepJob.to_json)")
+    p.add_argument(
+        "outcome", nargs="?", help="write the outcome here, also on failure (default: stdout)"
+    )
+    p.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="OUTCOME.json",
+        help="outcome file of a producer step (repeat); fills the job's inputs_from",
+    )
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m mlpipe.pipeline.step JOB.json [OUTCOME.json]`` (for remote executors)."""
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        print("usage: python -m mlpipe.pipeline.step JOB.json [OUTCOME.json]", file=sys.stderr)
-        return 2
-    return run_guarded(f"step {argv[0]}", lambda: _run_job_file(argv))
+    """``python -m mlpipe.pipeline.step JOB.json [OUTCOME.json] [--upstream F ...]``.
+
+    Exit code 0 ok, 1 failed, 2 bad input; the error also on stderr.
+    """
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    prog = f"step {args.job}"
+    step = Path(args.job).stem
+    try:
+        job = _read_job(args.job)
+        step = job.step
+        upstream = {o.step: o for o in map(_read_outcome, args.upstream)}
+        outcome = _run_resolved(job.resolve(upstream))
+        code = 0
+    except (MlpipeError, OSError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        code = exit_code(exc)
+        outcome = StepOutcome(step, "failed", summary=str(exc), bad_input=code == EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        _write_outcome(args.outcome, StepOutcome(step, "failed", summary="interrupted"))
+        return EXIT_INTERRUPTED
+    _write_outcome(args.outcome, outcome)
+    return code
 
 
-def _run_job_file(argv: list[str]) -> int:
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise BadInput(f"cannot read the {what} file: {exc}") from None
+
+
+def _read_job(path: str) -> StepJob:
+    return StepJob.from_json(_read_text(path, "job"), path)
+
+
+def _read_outcome(path: str) -> StepOutcome:
+    return StepOutcome.from_json(_read_text(path, "upstream outcome"), path)
+
+
+def _run_resolved(job: StepJob) -> StepOutcome:
     from mlpipe.tasks.context import TaskContext
 
-    try:
-        text = Path(argv[0]).read_text()
-    except OSError as exc:
-        raise BadInput(f"cannot read the job file: {exc}") from None
-    job = StepJob.from_json(text, argv[0])
-    outcome = run_step(job, TaskContext.from_config())
-    text = json.dumps(asdict(outcome))
-    if len(argv) > 1:
-        Path(argv[1]).write_text(text)
-    else:
+    ctx = TaskContext.from_config()
+    return run_step(job, ctx)
+
+
+def _write_outcome(path: str | None, outcome: StepOutcome) -> None:
+    """Print the outcome, or write it to ``path`` atomically (rename of a sibling)."""
+    text = outcome.to_json()
+    if path is None:
         print(text)
-    return 0
+        return
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        print(f"step: cannot write the outcome file {path}: {exc}", file=sys.stderr)
+        tmp.unlink(missing_ok=True)
+        raise SystemExit(EXIT_FAILED) from None
 
 
 if __name__ == "__main__":

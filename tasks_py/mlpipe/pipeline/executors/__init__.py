@@ -1,39 +1,55 @@
 """Executors run a :class:`Plan`: each step once its dependencies succeeded.
 
-The interface is one method, ``run(plan, run_job) -> dict[str, StepOutcome]``:
-the executor asks ``plan.job(step, outcomes)`` for a step's job when its
-dependencies are done and runs it with ``run_job`` (in a thread here; a
-remote executor ships ``job.to_json()`` to ``python -m mlpipe.pipeline.step``).
-A failed step's dependents are ``blocked``; independent steps still run.
+The interface is one method, ``run(plan, steps) -> dict[str, StepOutcome]``
+(:mod:`mlpipe.pipeline.executors.base`). The local executor asks
+``plan.job(step, outcomes)`` for a step's job when its dependencies are done
+and runs it with ``steps.run`` in a thread. A remote executor submits
+``plan.template(step)`` jobs (inputs named as producer outputs) to
+``python -m mlpipe.pipeline.step JOB OUTCOME --upstream ...`` on a node, after
+asking ``steps.unchanged(job)`` which steps need not be submitted. A failed
+step's dependents are ``blocked``; independent steps still run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from mlpipe.errors import BadInput
-from mlpipe.pipeline.executors.base import Executor, RunJob
+from mlpipe.pipeline.executors.base import Executor, ExecutorFactory, StepRunner
+
+if TYPE_CHECKING:
+    from mlpipe.config import Config
 
 
-def _local(max_workers: int) -> Executor:
+def _local(max_workers: int, config: Config) -> Executor:
     from mlpipe.pipeline.executors.local import LocalExecutor
 
     return LocalExecutor(max_workers)
 
 
-# executor name -> factory(max_workers)
-EXECUTORS: Mapping[str, Callable[[int], Executor]] = MappingProxyType({"local": _local})
+# executor name -> factory(max_workers, config)
+EXECUTORS: Mapping[str, ExecutorFactory] = MappingProxyType({"local": _local})
 PLANNED = ("daliuge", "slurm")
 
 
-def get_executor(name: str, max_workers: int = 2) -> Executor:
+def check_executor(name: str) -> None:
+    """BadInput naming ``--executor`` if ``name`` is not an executor."""
     if name not in EXECUTORS:
-        later = f" ({', '.join(PLANNED)} are planned)" if name in PLANNED else ""
+        later = (
+            f" ({', '.join(p for p in PLANNED if p not in EXECUTORS)} are planned)"
+            if name in PLANNED
+            else ""
+        )
         raise BadInput(
             f"--executor {name}: unknown executor{later}; available: {', '.join(EXECUTORS)}"
         )
-    return EXECUTORS[name](max_workers)
 
 
-__all__ = ["EXECUTORS", "Executor", "RunJob", "get_executor"]
+def get_executor(name: str, config: Config, max_workers: int = 2) -> Executor:
+    check_executor(name)
+    return EXECUTORS[name](max_workers, config)
+
+
+__all__ = ["EXECUTORS", "Executor", "StepRunner", "check_executor", "get_executor"]

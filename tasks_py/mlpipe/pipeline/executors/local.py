@@ -6,7 +6,7 @@ import concurrent.futures as cf
 import logging
 
 from mlpipe.errors import BadInput
-from mlpipe.pipeline.executors.base import RunJob
+from mlpipe.pipeline.executors.base import StepRunner
 from mlpipe.pipeline.plan import Plan
 from mlpipe.pipeline.step import StepOutcome
 
@@ -19,7 +19,7 @@ class LocalExecutor:
     def __init__(self, max_workers: int = 2) -> None:
         self.max_workers = max(1, int(max_workers))
 
-    def run(self, plan: Plan, run_job: RunJob) -> dict[str, StepOutcome]:
+    def run(self, plan: Plan, steps: StepRunner) -> dict[str, StepOutcome]:
         outcomes: dict[str, StepOutcome] = {}
         running: dict[cf.Future[StepOutcome], str] = {}
         with cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="mlpipe-step") as pool:
@@ -32,7 +32,7 @@ class LocalExecutor:
                             step, "failed", summary=str(exc), bad_input=True
                         )
                         continue
-                    running[pool.submit(run_job, job)] = step
+                    running[pool.submit(steps.run, job)] = step
                 for step in plan.blocked(outcomes):
                     outcomes[step] = StepOutcome(step, "blocked", summary="a dependency failed")
                 if not running:
