@@ -96,6 +96,21 @@ class ModelConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DaliugeConfig:
+    """``[daliuge]``: the island ``--executor daliuge`` submits to; how steps run on workers."""
+
+    url: str = "http://127.0.0.1:8001"  # the Data Island Manager's REST API
+    python: str = "/opt/mlpipe/venv/bin/python"  # on the workers: python with mlpipe
+    config_file: str = "/etc/mlpipe/mlpipe.toml"  # MLPIPE_CONFIG of the steps on the workers
+    env_file: str = "/etc/mlpipe/credentials.env"  # KEY=value lines for the steps ("" none)
+    work_dir: str = ""  # on the workers: job/outcome files ("" = the session's workspace)
+    poll_interval: float = 0.5  # first status poll delay (s), doubled up to poll_max
+    poll_max: float = 5.0
+    timeout: float = 60.0  # s the island or a node manager may not answer before the run fails
+    request_timeout: float = 10.0  # s per REST request
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The effective configuration. Each field is one TOML section."""
 
@@ -104,6 +119,7 @@ class Config:
     mlflow: MlflowConfig = dataclasses.field(default_factory=MlflowConfig)
     pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    daliuge: DaliugeConfig = dataclasses.field(default_factory=DaliugeConfig)
     source: str = dataclasses.field(default="defaults", compare=False)
 
 
@@ -208,6 +224,19 @@ def _validate(name: str, section: object, path: Path) -> None:
         raise BadInput(f"{where('max_workers')}: must be >= 1, got {section.max_workers}")
     if isinstance(section, ModelConfig) and not (section.plugin and section.name):
         raise BadInput(f"{where('plugin')}: [model] plugin and name must not be empty")
+    if isinstance(section, DaliugeConfig):
+        parts = urlsplit(section.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise BadInput(
+                f"{where('url')}: must look like http://dlg-head:8001, got {section.url!r}"
+            )
+        if not section.python.startswith("/"):
+            raise BadInput(
+                f"{where('python')}: an absolute path on the workers, got {section.python!r}"
+            )
+        for key in ("poll_interval", "poll_max", "timeout", "request_timeout"):
+            if getattr(section, key) <= 0:
+                raise BadInput(f"{where(key)}: must be > 0 seconds, got {getattr(section, key)}")
 
 
 def config_path(env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
