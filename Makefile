@@ -16,7 +16,7 @@ ROLE ?=
 PYTEST_ARGS ?=
 
 
-.PHONY: help wheel host-tools up down test test-unit test-roles test-e2e lint lint-terraform bench provision destroy venv clean
+.PHONY: help wheel host-tools dlg-venv up down test test-unit test-roles test-e2e lint lint-terraform bench provision destroy venv clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,17 @@ host-tools:
 	fi
 
 venv: $(STAMP) ## Create .venv with the pinned tools (done by every target on first use)
+
+# DALiuGE managers for the executor tests, in their own venv (daliuge-engine's pins apart from MLflow's)
+DLG_VENV  := $(TOP)/.venv-dlg
+DLG_STAMP := $(DLG_VENV)/.mlpipe-installed
+$(DLG_STAMP): tests/dlg/requirements.txt tests/dlg/constraints.txt
+	@echo "dlg-venv: installing daliuge-engine into $(DLG_VENV) (first use only)"
+	@test -x $(DLG_VENV)/bin/python || python3 -m venv $(DLG_VENV)
+	@$(DLG_VENV)/bin/pip install -q --disable-pip-version-check -c tests/dlg/constraints.txt -r tests/dlg/requirements.txt
+	@touch $@
+
+dlg-venv: $(DLG_STAMP) ## Create .venv-dlg with the DALiuGE managers the executor tests start (by test-unit)
 
 $(TOP)/.vault-pass:
 	@umask 077; python3 -c 'import secrets; print(secrets.token_urlsafe(32))' > $@
@@ -72,7 +83,7 @@ test: ## Everything CI checks: lint, unit, roles, end-to-end
 	$(call timed,test-roles)
 	$(call timed,test-e2e)
 
-test-unit: $(STAMP) ## Python tests: NGAS client, cache, MLflow plugin, tasks, Terraform wiring
+test-unit: $(STAMP) $(DLG_STAMP) ## Python tests: NGAS client, cache, MLflow plugin, tasks, Terraform wiring
 	@pytest tests/unit tests/terraform $(PYTEST_ARGS)
 
 test-roles: $(STAMP) $(TOP)/.vault-pass wheel ## Molecule scenario of every role (ROLE=name runs one)
