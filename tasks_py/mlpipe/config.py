@@ -54,6 +54,8 @@ class NgasConfig:
     timeout: float = 60.0  # seconds per socket operation
     retries: int = 4  # extra attempts after the first on connection errors and 5xx
     backoff: float = 0.5  # first retry delay in seconds, doubled each time
+    username: str = ""  # HTTP Basic credentials when the server's authorization is on
+    password: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

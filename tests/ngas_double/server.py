@@ -53,6 +53,7 @@ to make concurrent downloads overlap.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import json
@@ -200,8 +201,14 @@ class NgasDouble:
         host: str = "127.0.0.1",
         port: int = 0,
         mime_types: frozenset[str] | None = SAMPLE_CONFIG_MIME_TYPES,
+        users: dict[str, tuple[str, frozenset[str] | None]] | None = None,
+        auth_exclude: frozenset[str] = frozenset({"STATUS"}),
     ) -> None:
+        """``users``: authorization on, name -> (password, commands or None for all);
+        None: off. ``auth_exclude``: commands that need no credentials."""
         self.root = Path(root)
+        self.users = users
+        self.auth_exclude = auth_exclude
         self.mime_types = mime_types
         self.host = host
         self.port = port
@@ -341,12 +348,39 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain()
             self._reply(503, b"Service Unavailable", "text/plain")
             return
+        if d.users is not None and command not in d.auth_exclude:
+            refusal = self._refusal(command, params)
+            if refusal:
+                self._drain()
+                self._status(refusal[0], refusal[1])
+                return
         handler = getattr(self, f"cmd_{command}", None)
         if handler is None:
             self._drain()
             self._status(404, "Command not found")
             return
         handler(params)
+
+    def _refusal(self, command: str, params: dict[str, str]) -> tuple[int, str] | None:
+        """NGAS 12's authorization (``auth_*`` recordings): 401 without or with wrong
+        credentials (header, or the ``authorization`` URL parameter), 403 when the user
+        lacks the command; never a ``WWW-Authenticate`` header. An unknown user is
+        answered like missing credentials (not recorded)."""
+        users = self.double.users or {}
+        value = self.headers.get("Authorization") or params.get("authorization", "")
+        scheme, _, token = value.partition(" ")
+        try:
+            name, _, password = base64.b64decode(token, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            name, password = "", ""
+        if scheme.lower() != "basic" or name not in users:
+            return 401, "Unauthorized request received"
+        wanted, commands = users[name]
+        if password != wanted:
+            return 401, f"wrong password for user {name}"
+        if commands is not None and command not in commands:
+            return 403, "Unauthorized access denied"
+        return None
 
     def _drain(self) -> None:
         length = self.headers.get("Content-Length")

@@ -43,7 +43,7 @@ from filelock import FileLock
 
 from mlpipe.config import CacheMode
 from mlpipe.storage.errors import CacheMiss
-from mlpipe.storage.ngas import FileInfo, NgasClient, validate_file_id
+from mlpipe.storage.ngas import FileInfo, NgasClient, client_options, validate_file_id
 from mlpipe.storage.probe import BAD, GOOD, OFFLINE, ConnectionMode, ProbeResult, probe
 from mlpipe.storage.uri import parse_ngas_uri
 
@@ -147,7 +147,7 @@ class ReadCache:
             default_url=n.url,
             max_size=c.max_size,
             mode=mode or c.mode,
-            client_options={"timeout": n.timeout, "retries": n.retries, "backoff": n.backoff},
+            client_options=client_options(n),
             probe_max_latency_ms=c.probe_max_latency_ms,
             probe_min_throughput_mbps=c.probe_min_throughput_mbps,
             probe_ttl=c.probe_ttl,

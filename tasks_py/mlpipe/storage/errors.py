@@ -26,6 +26,10 @@ class NgasNotFound(NgasError):
     """The file id (or that version of it) is not in the archive (NGAMS_ER_UNAVAIL_FILE)."""
 
 
+class NgasAccessDenied(NgasError):
+    """NGAS refused the request's credentials (401) or the user's right to the command (403)."""
+
+
 class NgasUnavailable(NgasError):
     """NGAS could not be reached (connection errors / 5xx) even after the retries."""
 

@@ -26,12 +26,16 @@ from pathlib import Path
 
 from mlflow.entities import FileInfo as MlflowFileInfo
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST
+from mlflow.protos.databricks_pb2 import (
+    INVALID_PARAMETER_VALUE,
+    PERMISSION_DENIED,
+    RESOURCE_DOES_NOT_EXIST,
+)
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 
 from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.storage.cache import ReadCache
-from mlpipe.storage.errors import NgasNotFound
+from mlpipe.storage.errors import NgasAccessDenied, NgasNotFound
 from mlpipe.storage.ngas import NgasClient
 from mlpipe.storage.uri import parse_ngas_uri
 
@@ -44,6 +48,8 @@ def _wrap(exc: MlpipeError) -> MlflowException:
     code = INVALID_PARAMETER_VALUE if isinstance(exc, BadInput) else None
     if isinstance(exc, NgasNotFound):
         code = RESOURCE_DOES_NOT_EXIST
+    if isinstance(exc, NgasAccessDenied):
+        code = PERMISSION_DENIED
     if code is None:
         return MlflowException(str(exc))
     return MlflowException(str(exc), error_code=code)

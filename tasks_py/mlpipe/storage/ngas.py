@@ -13,6 +13,9 @@ Protocol facts it relies on (recorded from NGAS 12.0):
   modulo 2**32.
 * FAILURE answers are XML ``<Status Status="FAILURE" Message=...>`` with HTTP
   400/404/411; they become :class:`NgasError` subclasses carrying the message.
+* With authorization on, requests carry HTTP Basic credentials; no or wrong
+  credentials get 401 (no ``WWW-Authenticate`` header), a user lacking the
+  command 403: both become :class:`NgasAccessDenied`, never "not found".
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from mlpipe.storage.errors import (
     BadFileId,
     ChecksumMismatch,
     DeleteRefused,
+    NgasAccessDenied,
     NgasError,
     NgasNotFound,
     NgasUnavailable,
@@ -150,13 +154,25 @@ class _UploadBody:
                 yield block
 
 
+def client_options(ngas: Any) -> dict[str, Any]:
+    """NgasClient keyword arguments from an ``[ngas]`` config section."""
+    return {
+        "timeout": ngas.timeout,
+        "retries": ngas.retries,
+        "backoff": ngas.backoff,
+        "username": ngas.username,
+        "password": ngas.password,
+    }
+
+
 class NgasClient:
     """Talks to one NGAS server.
 
     ``url`` is the server base (``http://host:7777``). Connection errors,
     timeouts and 5xx answers are retried ``retries`` times with exponential
     backoff starting at ``backoff`` seconds. ``requests_sent`` counts HTTP
-    requests attempted (used by tests and the benchmark).
+    requests attempted (used by tests and the benchmark). ``username`` and
+    ``password`` are sent as HTTP Basic credentials when ``username`` is set.
     """
 
     def __init__(
@@ -168,13 +184,18 @@ class NgasClient:
         backoff: float = 0.5,
         progress: bool | None = None,
         session: requests.Session | None = None,
+        username: str = "",
+        password: str = "",
     ) -> None:
         self.url = url.rstrip("/")
+        self.username = username
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.progress = progress
         self.session = session or requests.Session()
+        if username:
+            self.session.auth = (username, password)
         self.requests_sent = 0
         self._refused_mime_types: set[str] = set()  # no Stream on this server
 
@@ -186,9 +207,7 @@ class NgasClient:
 
             config = load_config()
         ngas = config.ngas
-        return cls(
-            url or ngas.url, timeout=ngas.timeout, retries=ngas.retries, backoff=ngas.backoff
-        )
+        return cls(url or ngas.url, **client_options(ngas))
 
     def __repr__(self) -> str:
         return f"NgasClient({self.url!r})"
@@ -249,7 +268,22 @@ class NgasClient:
         message = parsed[0].get("Message", "") if parsed else body.decode("utf-8", "replace")[:300]
         text = f"NGAS {command} failed for {what} (HTTP {resp.status_code}): {message}"
         exc_type = NgasError
-        if "NGAMS_ER_UNAVAIL_FILE" in message or resp.status_code == 404 and command == "RETRIEVE":
+        if resp.status_code in (401, 403):
+            who = f"user {self.username}" if self.username else "no credentials"
+            hint = (
+                f"the user may not run {command}: use an account granted it"
+                if resp.status_code == 403
+                else "set [ngas] username and password (MLPIPE_NGAS_USERNAME, "
+                "MLPIPE_NGAS_PASSWORD) to an account of this server"
+            )
+            text = (
+                f"NGAS at {self.url} refused {command} for {what} ({who}, "
+                f"HTTP {resp.status_code}: {message}); {hint}"
+            )
+            exc_type = NgasAccessDenied
+        elif (
+            "NGAMS_ER_UNAVAIL_FILE" in message or resp.status_code == 404 and command == "RETRIEVE"
+        ):
             exc_type = NgasNotFound
         raise exc_type(text, command=command, http_status=resp.status_code, ngas_message=message)
 

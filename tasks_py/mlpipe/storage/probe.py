@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from mlpipe.storage.errors import NgasError
+from mlpipe.storage.errors import NgasAccessDenied, NgasError
 from mlpipe.storage.ngas import NgasClient
 
 ConnectionMode = Literal["good", "bad", "offline"]
@@ -42,13 +42,15 @@ def probe(
 ) -> ProbeResult:
     """Measure ``client``'s server and classify the connection."""
     quick = NgasClient(client.url, timeout=min(client.timeout, 5.0), retries=0, backoff=0)
-    quick.session = client.session
+    quick.session, quick.username = client.session, client.username  # same credentials
     times: list[float] = []
     try:
         for _ in range(samples):
             start = time.perf_counter()
             status = quick.status()
             times.append((time.perf_counter() - start) * 1000)
+    except NgasAccessDenied:
+        raise  # wrong or missing credentials are a configuration error, not a bad connection
     except NgasError as exc:
         return ProbeResult(OFFLINE, None, recent_throughput_mbps, f"NGAS unreachable: {exc}")
     finally:
