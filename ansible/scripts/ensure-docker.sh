@@ -36,7 +36,16 @@ else
   if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
     rm -f /var/run/docker.pid
   fi
-  nohup dockerd >"$logfile" 2>&1 &
+  # The engine outlives this script: give it none of our descriptors beyond
+  # stdio, or it would keep holding whatever the caller had open (a flock(1)
+  # lock around `make`, a pipe a test reads to its end).
+  (
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-"; fi
+    done
+    exec nohup dockerd >"$logfile" 2>&1 </dev/null
+  ) &
 fi
 
 for _ in $(seq 1 60); do
