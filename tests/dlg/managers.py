@@ -72,7 +72,10 @@ def _start(kind: str, args: list[str], root: Path, port: int, env: dict[str, str
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
     log = root / f"{kind}.out"
-    full_env = {**os.environ, **env, "DLG_ROOT": str(root)}
+    # like the units on the workers: no mlpipe settings in the managers' environment
+    # (steps get theirs from [daliuge] config_file / env_file)
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLPIPE_")}
+    full_env.update({**env, "DLG_ROOT": str(root)})
     proc = subprocess.Popen(
         [str(dlg_bin()), kind, "-H", "127.0.0.1", "-P", str(port), "-l", str(logs), *args],
         cwd=root,

@@ -132,4 +132,4 @@ def test_cli_validate_exit_codes(tmp_path, capsys):
     assert proc.returncode == 0, proc.stderr
     assert "is valid (3 steps)" in proc.stdout and "warning: output 'model'" in proc.stderr
     proc = run("pipeline", "run", str(good), "--executor", "slurm")
-    assert proc.returncode == 2 and "unknown executor (daliuge, slurm are planned)" in proc.stderr
+    assert proc.returncode == 2 and "unknown executor (slurm are planned)" in proc.stderr

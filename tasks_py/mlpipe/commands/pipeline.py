@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_validate)
     p = actions.add_parser("run", help="run a pipeline (unchanged steps are skipped)")
     p.add_argument("file", type=Path)
-    p.add_argument("--executor", default="local", help="local (default)")
+    p.add_argument(
+        "--executor", default="local", help="local (default) or daliuge ([daliuge] island)"
+    )
     p.add_argument("--workers", type=int, help="concurrent steps (default [pipeline] max_workers)")
     p.add_argument("--force", action="store_true", help="run every step, even unchanged ones")
     p.add_argument(

@@ -29,9 +29,23 @@ def _local(max_workers: int, config: Config) -> Executor:
     return LocalExecutor(max_workers)
 
 
+def _daliuge(max_workers: int, config: Config) -> Executor:
+    from mlpipe.pipeline.executors.daliuge import DaliugeExecutor
+
+    return DaliugeExecutor(config.daliuge)
+
+
+def _slurm(max_workers: int, config: Config) -> Executor:
+    from mlpipe.pipeline.executors.slurm import SlurmExecutor
+
+    return SlurmExecutor(config.slurm)
+
+
 # executor name -> factory(max_workers, config)
-EXECUTORS: Mapping[str, ExecutorFactory] = MappingProxyType({"local": _local})
-PLANNED = ("daliuge", "slurm")
+EXECUTORS: Mapping[str, ExecutorFactory] = MappingProxyType(
+    {"local": _local, "daliuge": _daliuge, "slurm": _slurm}
+)
+PLANNED: tuple[str, ...] = ()
 
 
 def check_executor(name: str) -> None:

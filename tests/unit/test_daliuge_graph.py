@@ -1,0 +1,106 @@
+"""The plan -> DALiuGE physical graph translation (pure: no managers needed)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from mlpipe.config import DaliugeConfig
+from mlpipe.errors import MlpipeError
+from mlpipe.pipeline import load_pipeline
+from mlpipe.pipeline.executors.daliuge import node_url, physical_graph, place
+from mlpipe.pipeline.executors.daliuge_node import decode, main, read_env_file
+from mlpipe.pipeline.plan import Plan
+from mlpipe.pipeline.step import StepJob, StepOutcome
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "tasks_py" / "examples" / "weather"
+NODES = ["w1:8000:5555:6666", "w2:8000:5555:6666"]
+
+
+def _args(command: str) -> list[str]:
+    """The node helper's arguments in an app's command (before the stderr redirection)."""
+    words = shlex.split(command.split(" 2> ", 1)[0])
+    assert words[1:3] == ["-m", "mlpipe.pipeline.executors.daliuge_node"], words
+    return words
+
+
+def test_the_example_becomes_apps_and_outcome_drops_placed_round_robin():
+    plan = Plan(load_pipeline(EXAMPLE / "pipeline.yaml"), pipeline_run="r1")
+    known = {"load": StepOutcome("load", "skipped", "run0", {"raw": [{"id": "a.csv"}]})}
+    submit = [s for s in plan.order if s != "load"]
+    jobs = {s: plan.template(s) for s in submit}
+    placement = place(submit, NODES)
+    assert set(placement.values()) == set(NODES)
+    assert [placement[s] for s in submit] == [NODES[i % 2] for i in range(len(submit))]
+    settings = DaliugeConfig(python="/opt/venv/bin/python", env_file="/etc/c.env")
+    graph = physical_graph(plan, jobs, known, placement, "head", "sess-1", settings)
+
+    drops = {d["oid"]: d for d in graph.drops}
+    assert set(drops) == {f"{k}_{s}" for s in submit for k in ("app", "out", "err")}
+    for step in submit:
+        app = drops[f"app_{step}"]
+        assert (app["node"], app["island"]) == (placement[step], "head")
+        assert drops[f"out_{step}"]["node"] == drops[f"err_{step}"]["node"] == placement[step]
+        assert app["outputs"] == [f"out_{step}", f"err_{step}"]
+        words = _args(app["command"])
+        assert words[0] == "/opt/venv/bin/python"
+        assert StepJob.from_json(decode(words[3], "job")) == jobs[step]  # the job, intact
+        assert words[4] == "{out_" + step + "}"
+        assert words[words.index("--env-file") + 1] == "/etc/c.env"
+        assert "--work-dir" not in words  # empty: the session's workspace
+        assert app["command"].endswith("; rc=$?; tail -c 3000 {err_" + step + "} >&2; exit $rc")
+        deps = sorted(plan.deps[step])
+        assert app.get("inputs", []) == [f"out_{d}" for d in deps if d != "load"]
+        for dep in deps:
+            if dep == "load":  # skipped on the controller: its outcome goes inline
+                known_word = words[words.index("--known") + 1]
+                assert StepOutcome.from_json(decode(known_word, "known")) == known["load"]
+            elif placement[dep] == placement[step]:
+                assert "{out_" + dep + "}" in words
+            else:  # read from the producer's node manager
+                url = f"{node_url(placement[dep])}/sessions/sess-1/graph/drop/data/out_{dep}"
+                assert url in words
+    # roots: the apps with no producer in the graph are deployed as completed
+    assert graph.roots == ["app_load_new", "app_preprocess"]
+    assert drops["out_preprocess"]["consumers"] == ["app_train", "app_infer"]
+    assert "consumers" not in drops["out_infer"]
+
+
+def test_placement_needs_a_node_and_node_urls():
+    with pytest.raises(MlpipeError, match="lists no node managers"):
+        place(["a"], [])
+    assert node_url("w1:8000:5555:6666") == "http://w1:8000"
+    assert node_url("10.0.0.5:18000") == "http://10.0.0.5:18000"
+
+
+def test_env_file_is_read_like_systemd_without_expansion(tmp_path):
+    env = tmp_path / "credentials.env"
+    env.write_text('# comment\n\nMLFLOW_TRACKING_USERNAME="pipe"\nPW="a$b\\"c\\\\d"\nQ=\'x y\'\n')
+    assert read_env_file(env) == {
+        "MLFLOW_TRACKING_USERNAME": "pipe",
+        "PW": 'a$b"c\\d',
+        "Q": "x y",
+    }
+    env.write_text("not a line\n")
+    with pytest.raises(MlpipeError, match=r"credentials.env:1: expected KEY=value"):
+        read_env_file(env)
+
+
+def test_the_node_helper_writes_a_failed_outcome_when_it_cannot_prepare(tmp_path, capsys):
+    plan = Plan(load_pipeline(EXAMPLE / "pipeline.yaml"), pipeline_run="r1")
+    from mlpipe.pipeline.executors.daliuge_node import encode
+
+    out = tmp_path / "out"
+    job = encode(plan.template("load").to_json())
+    code = main([job, str(out), "--env-file", str(tmp_path / "missing.env")])
+    outcome = StepOutcome.from_json(out.read_text())
+    assert code == 2 and outcome.step == "load" and outcome.bad_input
+    assert "[daliuge] env_file" in outcome.summary and "missing.env" in outcome.summary
+    assert outcome.summary in capsys.readouterr().err
+    # a producer's node manager that does not answer: failed, naming the URL
+    code = main([job, str(out), "--fetch", "http://127.0.0.1:9/sessions/s/graph/drop/data/x"])
+    outcome = StepOutcome.from_json(out.read_text())
+    assert code == 1 and not outcome.bad_input
+    assert "cannot fetch a producer's outcome from http://127.0.0.1:9/" in outcome.summary
