@@ -29,9 +29,10 @@ $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@touch $@
 
 # Debian packages the controller needs for lint (installed when missing; root + apt)
-HOST_TOOLS := shellcheck
+# and the Slurm tests' real Slurm on loopback; as package:command (installed when the command is missing)
+HOST_TOOLS := shellcheck:shellcheck slurm-wlm:sbatch munge:munged slurmdbd:slurmdbd mariadb-server:mariadbd
 host-tools:
-	@missing=""; for t in $(HOST_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(HOST_TOOLS); do c=$${t#*:}; command -v $$c >/dev/null || test -x /usr/sbin/$$c || missing="$$missing $${t%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then \
 	    echo "host-tools: ERROR:$$missing missing and cannot be installed here (need root and apt-get): install the Debian package(s)$$missing and run again" >&2; exit 1; fi; \
@@ -83,7 +84,7 @@ test: ## Everything CI checks: lint, unit, roles, end-to-end
 	$(call timed,test-roles)
 	$(call timed,test-e2e)
 
-test-unit: $(STAMP) $(DLG_STAMP) ## Python tests: NGAS client, cache, MLflow plugin, tasks, Terraform wiring
+test-unit: $(STAMP) $(DLG_STAMP) host-tools ## Python tests: NGAS client, cache, MLflow plugin, tasks, Terraform wiring
 	@pytest tests/unit tests/terraform $(PYTEST_ARGS)
 
 test-roles: $(STAMP) $(TOP)/.vault-pass wheel ## Molecule scenario of every role (ROLE=name runs one)

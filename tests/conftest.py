@@ -47,6 +47,7 @@ if str(TESTS) not in sys.path:
 
 from ngas_double import NgasDouble  # noqa: E402
 from procs import free_port, stop_process, wait_until  # noqa: E402
+from slurm.cluster import slurm_cluster  # noqa: E402,F401 (session: a real Slurm on loopback)
 
 VENV_BIN = Path(os.path.abspath(sys.executable)).parent
 WEATHER_RAW = TESTS.parent / "tasks_py" / "examples" / "weather" / "raw"

@@ -22,7 +22,7 @@ import dataclasses
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, NewType, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
@@ -113,6 +113,29 @@ class DaliugeConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class SlurmConfig:
+    """``[slurm]``: how ``--executor slurm`` / ``--via slurm`` submit steps (docs/slurm.md)."""
+
+    work_dir: str = ""  # shared by this host and the nodes (a site's shared filesystem); required
+    partition: str = ""  # job defaults; a step's resources: overrides them ("" = Slurm's default)
+    account: str = ""
+    time_limit: str = "01:00:00"
+    cpus: int = 1
+    memory: str = ""
+    sbatch_extra: str = ""  # further #SBATCH options, separated by ";" or newlines
+    venv: str = ""  # environment activation on the nodes: a venv, modules, a conda env
+    modules: str = ""  # space-separated, for `module load`
+    conda_env: str = ""
+    python: str = "/opt/mlpipe/venv/bin/python"  # on the nodes ("python" = the activated one's)
+    env_file: str = ""  # KEY=value lines sourced by the job (e.g. /etc/mlpipe/credentials.env)
+    poll_interval: float = 1.0  # first sacct poll delay (s), doubled up to poll_max
+    poll_max: float = 10.0
+    command_timeout: float = 60.0  # s per sbatch/sacct/squeue/scancel call
+    unknown_grace: float = 120.0  # s a job may be unknown to sacct and squeue (or sacct fail)
+    log_tail: int = 20  # lines of a failed job's log in its error
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The effective configuration. Each field is one TOML section."""
 
@@ -122,6 +145,7 @@ class Config:
     pipeline: PipelineConfig = dataclasses.field(default_factory=PipelineConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     daliuge: DaliugeConfig = dataclasses.field(default_factory=DaliugeConfig)
+    slurm: SlurmConfig = dataclasses.field(default_factory=SlurmConfig)
     source: str = dataclasses.field(default="defaults", compare=False)
 
 
@@ -226,6 +250,8 @@ def _validate(name: str, section: object, path: Path) -> None:
         raise BadInput(f"{where('max_workers')}: must be >= 1, got {section.max_workers}")
     if isinstance(section, ModelConfig) and not (section.plugin and section.name):
         raise BadInput(f"{where('plugin')}: [model] plugin and name must not be empty")
+    if isinstance(section, SlurmConfig):
+        _validate_slurm(section, where)
     if isinstance(section, DaliugeConfig):
         parts = urlsplit(section.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -239,6 +265,31 @@ def _validate(name: str, section: object, path: Path) -> None:
         for key in ("poll_interval", "poll_max", "timeout", "request_timeout"):
             if getattr(section, key) <= 0:
                 raise BadInput(f"{where(key)}: must be > 0 seconds, got {getattr(section, key)}")
+
+
+def _validate_slurm(section: SlurmConfig, where: Callable[[str], str]) -> None:
+    from mlpipe.slurm import resources
+
+    res = resources.Resources(
+        section.partition,
+        section.account,
+        section.time_limit,
+        section.cpus,
+        section.memory,
+        resources.split_lines(section.sbatch_extra),
+        section.venv,
+        tuple(section.modules.split()),
+        section.conda_env,
+    )
+    names = {"extra": "sbatch_extra"}
+    resources.check(res, lambda key: where(names.get(key, key)))
+    if section.work_dir and not section.work_dir.startswith("/"):
+        raise BadInput(f"{where('work_dir')}: an absolute path, got {section.work_dir!r}")
+    for key in ("poll_interval", "poll_max", "command_timeout", "unknown_grace"):
+        if getattr(section, key) <= 0:
+            raise BadInput(f"{where(key)}: must be > 0 seconds, got {getattr(section, key)}")
+    if not section.python or section.log_tail < 0:
+        raise BadInput(f"{where('python')}: python must be set and log_tail >= 0")
 
 
 def config_path(env: Mapping[str, str] | None = None) -> tuple[Path, bool]:

@@ -131,5 +131,5 @@ def test_cli_validate_exit_codes(tmp_path, capsys):
     proc = run("pipeline", "validate", str(good))
     assert proc.returncode == 0, proc.stderr
     assert "is valid (3 steps)" in proc.stdout and "warning: output 'model'" in proc.stderr
-    proc = run("pipeline", "run", str(good), "--executor", "slurm")
-    assert proc.returncode == 2 and "unknown executor (slurm are planned)" in proc.stderr
+    proc = run("pipeline", "run", str(good), "--executor", "nosuch")
+    assert proc.returncode == 2 and "--executor nosuch: unknown executor" in proc.stderr

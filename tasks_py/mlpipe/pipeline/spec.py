@@ -11,6 +11,7 @@ Format::
         inputs: {<input slot>: <data name>}
         params: {<name>: <value>}
         outputs: {<output slot>: <data name>}
+        resources: {time_limit: "02:00:00", cpus: 4, ...}  # Slurm only (mlpipe.slurm.resources)
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from typing import Any
 import yaml
 
 from mlpipe.errors import BadInput
+from mlpipe.slurm.resources import parse_step_resources
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = {"name", "experiment", "outputs", "tasks", "description"}
-STEP_KEYS = {"task", "inputs", "params", "outputs", "description"}
+STEP_KEYS = {"task", "inputs", "params", "outputs", "description", "resources"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Step:
     inputs: dict[str, str] = field(default_factory=dict)  # slot -> data name
     params: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)  # slot -> data name
+    resources: dict[str, Any] = field(default_factory=dict)  # Slurm job resources (checked)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,7 @@ def load_pipeline(path: Path | str) -> Pipeline:
             inputs=_names(body.get("inputs"), f"{where}.inputs"),
             params=_mapping(body.get("params"), f"{where}.params"),
             outputs=_names(body.get("outputs"), f"{where}.outputs"),
+            resources=parse_step_resources(body.get("resources"), f"{where}.resources"),
         )
     finals = doc.get("outputs") or []
     if not isinstance(finals, list) or not all(isinstance(f, str) for f in finals):

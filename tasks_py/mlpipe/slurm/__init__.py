@@ -1,0 +1,8 @@
+"""Slurm for mlpipe: job resources, the sbatch script template, the Slurm command line.
+
+``resources`` (checks and merges the ``[slurm]`` settings and a step's
+``resources:``), ``script`` (renders ``templates/job.sbatch``), ``cli`` (runs
+``sbatch``/``sacct``/``squeue``/``scancel`` as subprocesses and reads their
+answers). The executor using them is :mod:`mlpipe.pipeline.executors.slurm`.
+This package imports nothing above ``mlpipe.config``.
+"""
