@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -22,12 +23,13 @@ import pytest
 
 from mlpipe.cli import main
 from mlpipe.pipeline import load_pipeline
-from mlpipe.pipeline.executors.daliuge import Island
+from mlpipe.pipeline.executors.daliuge import Graph, Island
 from mlpipe.pipeline.runner import run_pipeline
+from mlpipe.pipeline.step import StepOutcome
 from mlpipe.tasks.context import TaskContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dlg"))
-from managers import Manager, start_island, start_node_manager  # noqa: E402
+from managers import DLG_VENV, Manager, start_island, start_node_manager  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "tasks_py" / "examples" / "weather"
 PYTHON = str(Path(os.path.abspath(sys.executable)))
@@ -250,6 +252,57 @@ def test_a_step_that_cannot_start_fails_with_its_stderr_tail(
     assert code == 1 and load["status"] == "failed"
     assert "wrote no outcome" in load["summary"]
     assert "no-venv/bin/python: No such file or directory" in load["summary"]
+
+
+def test_an_exported_logical_graph_translated_by_daliuge_runs_on_a_node(
+    task_env, island, monkeypatch, tmp_path, weather_raw
+):
+    dim, nodes = island
+    tag = task_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
+    use_island(monkeypatch, dim, tmp_path / "dlg", task_env, "lg")
+    (tmp_path / "raw").mkdir()
+    shutil.copy(weather_raw / "seattle-2012.csv", tmp_path / "raw")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        f"name: exported-{tag}\noutputs: [rows]\ntasks:\n"
+        "  load: {task: load-raw, params: {sources: [raw/]}, outputs: {raw: raw}}\n"
+        "  prep: {task: preprocess, inputs: {raw: raw}, outputs: {preprocessed: rows}}\n"
+    )
+    lg, pgt, pg = tmp_path / "p.graph", tmp_path / "p.pgt", tmp_path / "p.pg"
+    assert main(["pipeline", "export", str(path), "--format", "daliuge-lg", "-o", str(lg)]) == 0
+    # as a user would after editing it in EAGLE: translate, map onto the island's node, submit
+    dlg = str(DLG_VENV / "bin" / "dlg")
+    for args, out in (
+        (["unroll-and-partition", "-L", str(lg), "-a", "metis", "-N", "1"], pgt),
+        (["map", "-P", str(pgt), "-N", f"127.0.0.1,{nodes[0].node}", "-i", "1"], pg),
+    ):
+        proc = subprocess.run([dlg, *args], capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out.write_text(proc.stdout)
+    drops = [d for d in json.loads(pg.read_text()) if d.get("oid")]
+    apps = {d["name"]: d for d in drops if d["categoryType"] == "Application"}
+    roots = [d["oid"] for d in apps.values() if not d.get("inputs")]
+    session = f"lg-{tag}"
+    island_client = Island(dim.url, 5)
+    island_client.submit(session, Graph(drops, {}, roots))
+    deadline = time.monotonic() + 120
+    while True:
+        states, _ = island_client.status(session)
+        if states and all(s in (4, 5, 6) for s in states.values()):
+            break
+        assert time.monotonic() < deadline, states
+        time.sleep(0.2)  # poll interval
+    assert set(states.values()) == {4}, states  # FINISHED
+    client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    for step in ("load", "prep"):
+        (out_oid,) = [
+            o for link in apps[step]["outputs"] for o, port in link.items() if port == "outcome"
+        ]
+        text = island_client.drop_data(nodes[0].node, session, out_oid)
+        outcome = StepOutcome.from_json(text or "", out_oid)
+        assert outcome.status == "ran", outcome
+        tags = client.get_run(outcome.run_id).data.tags
+        assert tags["mlpipe.executor"] == "daliuge" and tags["mlpipe.daliuge.session"] == session
 
 
 def test_a_killed_node_manager_fails_the_run_within_the_timeout(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from mlpipe.pipeline.executors.daliuge_node import decode, main, read_env_file
 from mlpipe.pipeline.plan import Plan
 from mlpipe.pipeline.step import StepJob, StepOutcome
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dlg"))
 EXAMPLE = Path(__file__).resolve().parents[2] / "tasks_py" / "examples" / "weather"
 NODES = ["w1:8000:5555:6666", "w2:8000:5555:6666"]
 
@@ -104,3 +108,58 @@ def test_the_node_helper_writes_a_failed_outcome_when_it_cannot_prepare(tmp_path
     outcome = StepOutcome.from_json(out.read_text())
     assert code == 1 and not outcome.bad_input
     assert "cannot fetch a producer's outcome from http://127.0.0.1:9/" in outcome.summary
+
+
+def test_the_exported_logical_graph_unrolls_with_the_daliuge_translator(tmp_path, capsys):
+    from managers import DLG_VENV  # the translator is in the managers' venv
+
+    from mlpipe.cli import main as cli
+
+    out = tmp_path / "weather.graph"
+    assert (
+        cli(
+            [
+                "pipeline",
+                "export",
+                str(EXAMPLE / "pipeline.yaml"),
+                "--format",
+                "daliuge-lg",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    lg = json.loads(out.read_text())
+    assert lg["modelData"]["schemaVersion"] == "OJS"
+    plan = Plan(load_pipeline(EXAMPLE / "pipeline.yaml"), pipeline_run="x")
+    apps = [n for n in lg["nodeDataArray"] if n["category"] == "BashShellApp"]
+    assert sorted(a["name"] for a in apps) == sorted(plan.order)
+    assert len(lg["nodeDataArray"]) == 3 * len(plan.order)
+    assert len(lg["linkDataArray"]) == 2 * len(plan.order) + sum(len(d) for d in plan.deps.values())
+    # DALiuGE's translator turns it into a physical graph template: apps with named inputs
+    pgt = subprocess.run(
+        [str(DLG_VENV / "bin" / "dlg"), "unroll", "-L", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert pgt.returncode == 0, pgt.stderr[-3000:]
+    drops = [d for d in json.loads(pgt.stdout) if d.get("oid")]
+    by_oid = {d["oid"]: d for d in drops}
+    unrolled = {d["name"]: d for d in drops if d["categoryType"] == "Application"}
+    assert set(unrolled) == set(plan.order)
+    for step, app in unrolled.items():
+        assert app["dropclass"] == "dlg.apps.bash_shell_app.BashShellApp"
+        ports = sorted(name for link in app.get("inputs", []) for name in link.values())
+        assert ports == sorted(plan.deps[step])
+        for link in app.get("inputs", []):  # each input is the outcome file of that producer
+            ((oid, port),) = link.items()
+            assert by_oid[oid]["name"] == f"{port} outcome"
+        command = app["command"]
+        words = _args(command)
+        job = StepJob.from_json(words[3])
+        assert (job.step, job.tags) == (step, {"mlpipe.executor": "daliuge"})
+        assert job.inputs_from == plan.template(step).inputs_from
+        for dep in plan.deps[step]:
+            assert "{" + dep + "}" in words

@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json", action="store_true", help="print the run's summary as one JSON object on stdout"
     )
     p.set_defaults(func=_run)
+    p = actions.add_parser("export", help="write the pipeline as a DALiuGE logical graph (EAGLE)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--format", required=True, choices=["daliuge-lg"], help="daliuge-lg")
+    p.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
+    p.set_defaults(func=_export)
 
 
 def _context() -> TaskContext:
@@ -85,3 +90,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.summary()), file=stdout)
     return result.exit_code
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mlpipe.pipeline.export_daliuge import export
+
+    ctx = _context()
+    text = export(args.file, ctx)
+    if args.output is None:
+        print(text)
+    else:
+        args.output.write_text(text + "\n")
+        print(f"{args.output}: logical graph of {args.file} (open it in EAGLE)", file=sys.stderr)
+    return 0

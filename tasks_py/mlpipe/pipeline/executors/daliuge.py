@@ -38,14 +38,12 @@ from mlpipe.config import DaliugeConfig
 from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.pipeline.executors.base import StepRunner
 from mlpipe.pipeline.executors.daliuge_node import MODULE as NODE_MODULE
-from mlpipe.pipeline.executors.daliuge_node import encode
+from mlpipe.pipeline.executors.daliuge_node import TAG_EXECUTOR, TAG_SESSION, encode
 from mlpipe.pipeline.plan import Plan
 from mlpipe.pipeline.step import OK_STATUSES, StepJob, StepOutcome
 
 APP_CLASS = "dlg.apps.bash_shell_app.BashShellApp"
 FILE_CLASS = "dlg.data.drops.file.FileDROP"
-TAG_EXECUTOR = "mlpipe.executor"
-TAG_SESSION = "mlpipe.daliuge.session"
 
 # DALiuGE 6.x states (dlg.ddap_protocol)
 SESSION_FINISHED, SESSION_CANCELLED, SESSION_FAILED = 4, 5, 6

@@ -25,12 +25,15 @@ import binascii
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from mlpipe.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, MlpipeError, exit_code
 from mlpipe.pipeline.step import StepJob, StepOutcome
 
 MODULE = "mlpipe.pipeline.executors.daliuge_node"
+TAG_EXECUTOR = "mlpipe.executor"
+TAG_SESSION = "mlpipe.daliuge.session"
 
 
 def encode(text: str) -> str:
@@ -39,6 +42,9 @@ def encode(text: str) -> str:
 
 
 def decode(word: str, what: str) -> str:
+    """``word`` decoded; a word that already is JSON (exported logical graphs) as it is."""
+    if word.lstrip().startswith("{"):
+        return word
     try:
         return base64.urlsafe_b64decode(word.encode()).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
@@ -119,6 +125,8 @@ def _prepare(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """The step's command line and environment, with its files written."""
     job = StepJob.from_json(decode(args.job, "job"), "job argument")
     session = os.environ.get("DLG_SESSION_ID", "session")
+    if TAG_SESSION not in job.tags and "DLG_SESSION_ID" in os.environ:
+        job = replace(job, tags={**job.tags, TAG_SESSION: session})
     work = Path(args.work_dir) / session if args.work_dir else Path(args.outcome).parent
     work.mkdir(parents=True, exist_ok=True)
     job_file = work / f"{job.step}.job.json"
