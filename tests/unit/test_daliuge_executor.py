@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -305,6 +306,44 @@ def test_an_exported_logical_graph_translated_by_daliuge_runs_on_a_node(
         assert tags["mlpipe.executor"] == "daliuge" and tags["mlpipe.daliuge.session"] == session
 
 
+def test_ctrl_c_cancels_the_session(
+    task_env, island, ngas_double, monkeypatch, tmp_path, weather_raw, capsys
+):
+    dim, _ = island
+    tag = task_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
+    use_island(monkeypatch, dim, tmp_path / "dlg", task_env, "cancel")
+    (tmp_path / "raw").mkdir()
+    shutil.copy(weather_raw / "seattle-2012.csv", tmp_path / "raw")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        f"name: cancelled-{tag}\noutputs: [rows]\ntasks:\n"
+        "  load: {task: load-raw, params: {sources: [raw/]}, outputs: {raw: raw}}\n"
+        "  prep: {task: preprocess, inputs: {raw: raw}, outputs: {preprocessed: rows}}\n"
+    )
+    ngas_double.faults.hold_retrieve = threading.Event()  # prep's download waits
+    before = set(Island(dim.url, 5).sessions())
+    main_thread = threading.get_ident()
+
+    def interrupt() -> None:  # Ctrl-C once prep runs on its node
+        _wait_running(dim, "app_prep", threading.main_thread(), before)
+        signal.pthread_kill(main_thread, signal.SIGINT)
+
+    helper = threading.Thread(target=interrupt, daemon=True)
+    helper.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_pipeline(path, TaskContext.from_config(), "daliuge")
+    finally:
+        ngas_double.faults.hold_retrieve.set()
+        helper.join(timeout=30)
+    assert "interrupted, cancelling it" in capsys.readouterr().err
+    (session,) = set(Island(dim.url, 5).sessions()) - before
+    states, drops = Island(dim.url, 5).status(session)
+    assert 5 in states.values(), states  # CANCELLED
+    # its process was stopped (DALiuGE 6.6 reports the killed app as ERROR)
+    assert drops["app_prep"]["execStatus"] in (3, 4), drops["app_prep"]
+
+
 def test_a_killed_node_manager_fails_the_run_within_the_timeout(
     task_env, ngas_double, monkeypatch, tmp_path, tmp_path_factory, weather_raw
 ):
@@ -349,13 +388,15 @@ def test_a_killed_node_manager_fails_the_run_within_the_timeout(
         nm.stop()
 
 
-def _wait_running(dim: Manager, oid: str, thread: threading.Thread) -> None:
-    """Until the island reports app ``oid`` running (polled)."""
+def _wait_running(
+    dim: Manager, oid: str, thread: threading.Thread, skip: set[str] | None = None
+) -> None:
+    """Until the island reports app ``oid`` running in a session not in ``skip`` (polled)."""
     island = Island(dim.url, 5)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert thread.is_alive(), "the run ended before its step started"
-        for session in island.sessions():
+        for session in set(island.sessions()) - (skip or set()):
             _, drops = island.status(session)
             if drops.get(oid, {}).get("execStatus") == 1:
                 return
