@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import mlflow
 import pytest
 import yaml
+
+from procs import free_port, wait_until
 
 TESTS = Path(__file__).resolve().parents[1]
 EXAMPLE = TESTS.parent / "tasks_py" / "examples" / "weather"
@@ -111,3 +115,204 @@ def test_example_pipeline_under_slurm_registers_a_model_and_reruns_nothing(
     assert second["counts"]["skipped"] == len(steps), again.stderr
     assert "submitted as Slurm job" not in again.stderr
     assert len(jobs_named(slurm_cluster, f"mlpipe-p-{tag}-")) == len(steps)  # nothing new
+
+
+FAILING = {
+    "outputs": ["production", "predictions"],
+    "tasks": {
+        "load": {
+            "task": "load-raw",
+            "params": {"sources": ["raw/seattle-2015.csv"]},
+            "outputs": {"raw": "raw"},
+        },
+        "preprocess": {
+            "task": "preprocess",
+            "inputs": {"raw": "raw"},
+            "params": {"lags": 2},
+            "outputs": {"preprocessed": "data"},
+        },
+        # the slow model plugin outlasts this one-minute limit
+        "train": {
+            "task": "train",
+            "inputs": {"data": "data"},
+            "outputs": {"model": "trained"},
+            "resources": {"time_limit": "1"},
+        },
+        "promote": {
+            "task": "promote",
+            "inputs": {"model": "trained"},
+            "outputs": {"model": "production"},
+        },
+        # fails on the node: no such model
+        "promote_missing": {
+            "task": "promote",
+            "params": {"model": "models:/no-such-model/1"},
+            "outputs": {"model": "other"},
+        },
+        "infer": {
+            "task": "infer",
+            "inputs": {"data": "data", "model": "other"},
+            "outputs": {"predictions": "predictions"},
+        },
+    },
+}
+
+
+def test_timeout_and_failing_step_are_reported_and_block_their_dependents(
+    slurm_env, slurm_cluster, tmp_path
+):
+    tag = slurm_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
+    path = pipeline_copy(tmp_path, tag, FAILING)
+    proc = run(path, env={"MLPIPE_MODEL_PLUGIN": "slurm.slow_model:SlowWeather"})
+    assert proc.returncode == 1, proc.stderr
+    steps = json.loads(proc.stdout)["steps"]
+    status = {s: o["status"] for s, o in steps.items()}
+    assert status == {
+        "load": "ran",
+        "preprocess": "ran",
+        "train": "failed",
+        "promote": "blocked",
+        "promote_missing": "failed",
+        "infer": "blocked",
+    }, proc.stderr
+    jobs = {j[1].rsplit("-", 1)[-1]: j for j in jobs_named(slurm_cluster, f"mlpipe-p-{tag}-")}
+    train_job, train_state = jobs["train"][0], jobs["train"][2]
+    assert train_state == "TIMEOUT"
+    assert (
+        f"step train: Slurm job {train_job} reached its time limit (TIMEOUT)"
+        in (steps["train"]["summary"])
+    )
+    # the job died in the middle of its MLflow run: the run is FAILED and says why
+    client = mlflow.MlflowClient(slurm_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name(f"pipe-{tag}")
+    (run_,) = client.search_runs([exp.experiment_id], "tags.`mlpipe.step` = 'train'")
+    assert run_.info.status == "FAILED"
+    assert run_.data.tags["mlpipe.slurm.state"] == "TIMEOUT"
+    assert run_.data.tags["mlpipe.slurm.job_id"] == train_job
+    assert f"MLflow run {run_.info.run_id} marked FAILED" in steps["train"]["summary"]
+
+    # the step's own error, from its outcome file, with the job that ran it
+    missing = steps["promote_missing"]
+    assert "no-such-model" in missing["summary"] and missing["bad_input"] is True
+    assert f"Slurm job {jobs['promote_missing'][0]} FAILED" in missing["summary"]
+    # dependents never ran: their jobs were cancelled, no MLflow run of theirs exists
+    for step in ("promote", "infer"):
+        assert step not in jobs or jobs[step][2].startswith("CANCELLED"), jobs
+        assert not client.search_runs([exp.experiment_id], f"tags.`mlpipe.step` = '{step}'")
+
+
+def test_train_via_slurm_registers_a_version_from_the_job(slurm_env, slurm_cluster, weather_raw):
+    from mlpipe.tasks.context import TaskContext
+    from mlpipe.tasks.registry import run_task
+
+    ctx = TaskContext.from_config()
+    raw = run_task("load-raw", {}, {"sources": [str(weather_raw / "seattle-2015.csv")]}, ctx=ctx)
+    pre = run_task("preprocess", {"raw": raw.outputs["raw"]}, {"lags": 2}, ctx=ctx)
+    name = slurm_env["MLPIPE_MODEL_NAME"]
+    assert pre.outputs["preprocessed"]
+    data = f"{slurm_env['MLPIPE_PIPELINE_DATA_PREFIX']}/preprocessed/"
+    # the job activates this venv and runs its python (as a site's venv on the nodes)
+    venv = {
+        "MLPIPE_SLURM_VENV": str(Path(sys.executable).parent.parent),
+        "MLPIPE_SLURM_PYTHON": "python",
+    }
+    proc = subprocess.run(
+        [MLPIPE, "train", data, "--via", "slurm", "-p", "alpha=0.001"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **venv, "PATH": "/usr/bin:/bin"},
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"train: {name} version 1" in proc.stdout
+    run_id = proc.stdout.split("train: MLflow run ", 1)[1].split()[0]
+    (job,) = [j for j in jobs_named(slurm_cluster, "mlpipe-task-train-") if j[0] in proc.stderr]
+    assert job[2] == "COMPLETED"
+    run_ = mlflow.MlflowClient().get_run(run_id)
+    assert run_.data.tags["mlpipe.slurm.job_id"] == job[0]
+    assert run_.data.params["alpha"] == "0.001"
+    assert mlflow.MlflowClient().get_model_version(name, "1").run_id == run_id
+
+
+def test_ctrl_c_cancels_the_submitted_jobs(slurm_env, slurm_cluster, tmp_path):
+    tag = slurm_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
+    doc = {"tasks": {k: v for k, v in FAILING["tasks"].items() if k in ("load", "preprocess")}}
+    doc["tasks"]["train"] = {"task": "train", "inputs": {"data": "data"}, "outputs": {"model": "m"}}
+    doc["outputs"] = ["m"]
+    path = pipeline_copy(tmp_path, tag, doc)
+    proc = subprocess.Popen(
+        [MLPIPE, "pipeline", "run", str(path), "--executor", "slurm"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLPIPE_MODEL_PLUGIN": "slurm.slow_model:SlowWeather"},
+    )
+    client = mlflow.MlflowClient()
+    try:
+        # ready when the slow training job runs and has started its MLflow run
+        def training() -> bool:
+            exp = client.get_experiment_by_name(f"pipe-{tag}")
+            jobs = {j[1]: j[2] for j in jobs_named(slurm_cluster, f"mlpipe-p-{tag}-train")}
+            running = exp and client.search_runs(
+                [exp.experiment_id], "tags.`mlpipe.step` = 'train'"
+            )
+            return bool(running) and set(jobs.values()) == {"RUNNING"}
+
+        wait_until(training, "the training job running", proc, timeout=180)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    ((job_id, _, state),) = jobs_named(slurm_cluster, f"mlpipe-p-{tag}-train")
+    assert f"interrupted: cancelling Slurm job(s) {job_id}" in err
+    wait_until(
+        lambda: jobs_named(slurm_cluster, f"mlpipe-p-{tag}-train")[0][2].startswith("CANCELLED"),
+        "sacct showing the job cancelled",
+    )
+    exp = client.get_experiment_by_name(f"pipe-{tag}")
+    (run_,) = client.search_runs([exp.experiment_id], "tags.`mlpipe.step` = 'train'")
+    assert run_.info.status == "FAILED" and run_.data.tags["mlpipe.slurm.state"] == "CANCELLED"
+
+
+def test_a_broken_environment_activation_fails_with_the_log_tail(slurm_env, tmp_path):
+    # no `module` command on this host: the job fails before mlpipe starts, nothing recorded
+    proc = subprocess.run(
+        [MLPIPE, "load-raw", str(tmp_path / "x.csv"), "--via", "slurm"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MLPIPE_SLURM_MODULES": "python/3.11"},
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert re.search(r"step load-raw: Slurm job \d+ failed after \S+, exit code 127:0", proc.stderr)
+    assert "module: command not found" in proc.stderr  # the log's last lines, in the error
+    assert "it started no MLflow run" in proc.stderr
+
+
+def test_slurm_errors_are_errors_not_unknown_jobs(slurm_cluster, tmp_path, monkeypatch):
+    from mlpipe.slurm.cli import SlurmCli, SlurmError
+
+    cli = SlurmCli(timeout=60)
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    assert cli.squeue(["999999"]) == {}  # squeue's "Invalid job id": it knows no such job
+    assert cli.sacct(["999999"]) == {}  # sacct answered: no such job recorded
+    # the same cluster with its controller and database daemon unreachable
+    text = slurm_cluster.conf.read_text()
+    dead = str(free_port())
+    for key in ("SlurmctldPort", "AccountingStoragePort"):
+        text = "\n".join(
+            f"{key}={dead}" if line.startswith(f"{key}=") else line for line in text.splitlines()
+        )
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(text + "\n")
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    with pytest.raises(SlurmError, match=r"sacct -j 1 \(exit 1\): .*onnection refused"):
+        cli.sacct(["1"])
+    with pytest.raises(SlurmError, match=r"squeue -j 1 \(exit 1\)"):
+        cli.squeue(["1"])
+    with pytest.raises(SlurmError, match=r"sbatch refused .*\(exit 1\)"):
+        cli.submit(str(tmp_path / "none.sbatch"))
