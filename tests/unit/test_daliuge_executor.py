@@ -352,6 +352,7 @@ def test_a_killed_node_manager_fails_the_run_within_the_timeout(
     dim = start_island(base / "dim", [nm])
     try:
         use_island(monkeypatch, dim, tmp_path / "dlg", task_env, "kill")
+        monkeypatch.setenv("MLPIPE_DALIUGE_REQUEST_TIMEOUT", "1")
         (tmp_path / "raw").mkdir()
         shutil.copy(weather_raw / "seattle-2012.csv", tmp_path / "raw")
         path = tmp_path / "pipeline.yaml"

@@ -163,3 +163,23 @@ def test_the_exported_logical_graph_unrolls_with_the_daliuge_translator(tmp_path
         assert job.inputs_from == plan.template(step).inputs_from
         for dep in plan.deps[step]:
             assert "{" + dep + "}" in words
+
+
+def test_an_unreachable_island_or_a_bad_setting_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from mlpipe.cli import main as cli
+    from procs import free_port
+
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        "name: nowhere\noutputs: [raw]\ntasks:\n"
+        "  load: {task: load-raw, params: {sources: [raw/]}, outputs: {raw: raw}}\n"
+    )
+    url = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLPIPE_DALIUGE_URL", url)
+    assert cli(["pipeline", "run", str(path), "--executor", "daliuge", "--force"]) == 1
+    err = capsys.readouterr().err
+    assert f"[daliuge] url {url}: listing the island's node managers: " in err
+    assert "did not answer" in err
+    monkeypatch.setenv("MLPIPE_DALIUGE_TIMEOUT", "0")
+    assert cli(["pipeline", "run", str(path), "--executor", "daliuge"]) == 2
+    assert "[daliuge] timeout (file " in capsys.readouterr().err
