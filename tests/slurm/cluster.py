@@ -3,11 +3,16 @@
 munged, MariaDB (a temporary datadir, TCP on a free loopback port, one account
 ``slurm`` with rights on its accounting database only), slurmdbd, slurmctld and
 one slurmd (node ``mlpipe-test``), each in the foreground under this process, on
-free ports, with their sockets, state and logs in a temp dir: nothing on the
-host is configured or touched. The plugins are those that work without a
+free ports, with their state, sockets and logs in a temp dir. The one thing
+outside it is munged's default socket ``/run/munge/munge.socket.2``: Slurm's
+connection to slurmdbd (sacct, sacctmgr) only uses that one, so a munged
+already answering there is reused, else one is started there with a key of
+its own and removed at the end. The plugins are those that work without a
 cgroup hierarchy of their own (``proctrack/linuxproc``, ``task/none``,
 ``jobacct_gather/none``; ``/work/shared/slurm/NOTES.md``).
 
+One such cluster runs on a host at a time (munged's socket is host-wide): a
+second test session waits for the first's (``/tmp/mlpipe-slurm-tests.lock``).
 Readiness is polled, never slept: ``mariadb-admin ping``, ``sacctmgr show
 cluster``, ``scontrol ping`` and the node ``idle`` in ``sinfo``.
 
@@ -29,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from filelock import FileLock, Timeout
 
 from procs import free_port, stop_process, wait_until
 
@@ -48,6 +54,8 @@ NODE = "mlpipe-test"
 CLUSTER = "mlpipe-test"
 PARTITION = "debug"
 MUNGE_SOCKET = Path("/run/munge/munge.socket.2")
+LOCK = "/tmp/mlpipe-slurm-tests.lock"
+LOCK_TIMEOUT = 1800
 
 
 @dataclass
@@ -312,8 +320,17 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmClu
         pytest.fail(
             "the Slurm test cluster starts slurmd, which runs jobs as their user: run as root"
         )
-    cluster = start_cluster(tmp_path_factory.mktemp("slurm"))
+    # munged's default socket is host-wide: one test cluster on this host at a time
+    lock = FileLock(LOCK)
     try:
-        yield cluster
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except Timeout:
+        pytest.fail(f"another test session's Slurm cluster held {LOCK} for {LOCK_TIMEOUT}s")
+    try:
+        cluster = start_cluster(tmp_path_factory.mktemp("slurm"))
+        try:
+            yield cluster
+        finally:
+            stop_cluster(cluster)
     finally:
-        stop_cluster(cluster)
+        lock.release()
