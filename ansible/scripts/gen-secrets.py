@@ -24,7 +24,14 @@ import yaml
 SECRETS: dict[str, int] = {
     "vault_mlflow_db_password": 32,
     "vault_mlflow_admin_password": 24,
+    # MLflow accounts of the task scripts and of the results site (roles/mlflow mlflow_accounts)
+    "vault_mlflow_pipeline_password": 24,
+    "vault_mlflow_reader_password": 24,
     "vault_ngas_db_password": 32,
+    # NGAS accounts (roles/ngas ngas_users): the operator, the pipeline/MLflow tiers, the web tier
+    "vault_ngas_admin_password": 24,
+    "vault_ngas_writer_password": 24,
+    "vault_ngas_reader_password": 24,
     # slurmdbd's MariaDB account (roles/slurm)
     "vault_slurm_dbd_db_password": 32,
     # the munge key of every Slurm member, written as the key file: 172 url-safe

@@ -111,6 +111,19 @@ def host_address_for_containers() -> str:
     return str(source)
 
 
+def site_ngas_users() -> dict[str, tuple[str, frozenset[str] | None]]:
+    """The NGAS accounts site.yml gives the ngas role, with the local vault's passwords
+    (generated now if `make up` has not yet: gen-secrets is idempotent)."""
+    gen = [str(TOP / ".venv/bin/python"), "ansible/scripts/gen-secrets.py", "inventories/local"]
+    subprocess.run(gen, cwd=TOP, check=True, capture_output=True, text=True)
+    site = yaml.safe_load((TOP / "ansible/group_vars/all/site.yml").read_text())
+    users: dict[str, tuple[str, frozenset[str] | None]] = {}
+    for user in site["ngas_users"]:
+        commands = None if user["commands"] == "*" else frozenset(user["commands"])
+        users[user["name"]] = (_vault(f"vault_ngas_{user['name']}_password"), commands)
+    return users
+
+
 @pytest.fixture(scope="module")
 def ngas_env() -> Iterator[dict[str, str]]:
     """Environment for `make up`: NGAS_SOURCE as given, else NGAS_URL of a host-side double."""
@@ -120,7 +133,8 @@ def ngas_env() -> Iterator[dict[str, str]]:
         return
     address = host_address_for_containers()
     with tempfile.TemporaryDirectory(prefix="mlpipe-e2e-ngas-") as root:
-        double = NgasDouble(root, "0.0.0.0", 0).start()
+        # with the site's NGAS accounts, as the ngas role would configure real NGAS
+        double = NgasDouble(root, "0.0.0.0", 0, users=site_ngas_users()).start()
         port = double.url.rsplit(":", 1)[1].rstrip("/")
         env["NGAS_URL"] = f"http://{address}:{port}"
         try:
@@ -177,6 +191,11 @@ def test_up_creates_every_host(ngas_env: dict[str, str], sentinel: str) -> None:
 
 
 def _admin_password() -> str:
+    return _vault("vault_mlflow_admin_password")
+
+
+def _vault(name: str) -> str:
+    """One secret of the local inventory's vault."""
     out = subprocess.run(
         [
             str(TOP / ".venv/bin/ansible-vault"),
@@ -188,7 +207,7 @@ def _admin_password() -> str:
         text=True,
         check=True,
     ).stdout
-    return yaml.safe_load(out)["vault_mlflow_admin_password"]
+    return str(yaml.safe_load(out)[name])
 
 
 def _ngas_url(ngas_env: dict[str, str]) -> str:
@@ -238,7 +257,12 @@ def test_demo_pipeline_left_a_production_model_with_artifacts_on_ngas(
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert 0 < metrics["rmse"] < 10, metrics  # degrees C on held-out days
     # the model's files went through MLflow's proxy into NGAS
-    client = NgasClient(_ngas_url(ngas_env), retries=1)
+    client = NgasClient(
+        _ngas_url(ngas_env),
+        retries=1,
+        username="reader",
+        password=_vault("vault_ngas_reader_password"),
+    )
     stored = [f.file_id for f in client.list("mlflow/")]
     assert any(fid.endswith("/MLmodel") for fid in stored), stored[:20]
     predictions = client.list("mlpipe/weather/predictions/")
@@ -313,6 +337,84 @@ def test_demo_runs_in_mlflow_came_from_the_node() -> None:
         t["value"] for r in runs for t in r["data"]["tags"] if t["key"] == "mlflow.source.name"
     }
     assert len(runs) >= len(DEMO_STEPS) and sources == {NODE_MLPIPE}, (len(runs), sources)
+
+
+def test_the_node_used_the_pipeline_account_and_the_reader_only_reads() -> None:
+    """Least privilege: the demo ran as MLflow's `pipeline` account (it created the
+    pipeline's experiment, so MLflow made it that experiment's MANAGE owner); the
+    `reader` reads the model and runs but is refused every write."""
+    admin = ("admin", _admin_password())
+    creds = _on_worker("cat", "/etc/mlpipe/credentials.env")
+    assert 'MLFLOW_TRACKING_USERNAME="pipeline"' in creds.splitlines()
+    exp_id = requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "seattle-weather-pipeline"},
+        auth=admin,
+        timeout=30,
+    ).json()["experiment"]["experiment_id"]
+    grants = requests.get(
+        f"{MLFLOW}/api/3.0/mlflow/users/permissions/list",
+        params={"username": "pipeline"},
+        auth=admin,
+        timeout=30,
+    )
+    assert grants.status_code == 200, grants.text
+    mine = {
+        (g["resource_type"], g["resource_pattern"]): g["permission"]
+        for g in grants.json()["permissions"]
+    }
+    assert mine[("experiment", exp_id)] == "MANAGE", mine
+    assert mine[("experiment", "*")] == "EDIT" and mine[("registered_model", "*")] == "EDIT"
+
+    reader = ("reader", _vault("vault_mlflow_reader_password"))
+    alias = requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
+        params={"name": "seattle-weather", "alias": "production"},
+        auth=reader,
+        timeout=30,
+    )
+    assert alias.status_code == 200, alias.text
+    writes = {
+        "runs/create": {"experiment_id": exp_id},
+        "registered-models/alias": {
+            "name": "seattle-weather",
+            "alias": "production",
+            "version": alias.json()["model_version"]["version"],
+        },
+        "users/create": {"username": "x-reader", "password": "Xreader-pass-123456"},
+    }
+    refused = {
+        path: requests.post(
+            f"{MLFLOW}/api/2.0/mlflow/{path}", json=body, auth=reader, timeout=30
+        ).status_code
+        for path, body in writes.items()
+    }
+    assert refused == {path: 403 for path in writes}, refused
+
+
+def test_ngas_takes_writes_only_from_the_writer(ngas_env: dict[str, str]) -> None:
+    """From the public web host, NGAS refuses an archive without credentials (401) and
+    with the web tier's reader account (403); the task scripts' writer archives."""
+    url = _ngas_url(ngas_env)
+    reader = f"reader:{_vault('vault_ngas_reader_password')}"
+    writer = f"writer:{_vault('vault_ngas_writer_password')}"
+    target = f"{url}/QARCHIVE?filename=probe.bin&file_id=e2e/probe-from-web.bin"
+
+    def archive_from(host: str, *auth: str) -> str:
+        return sh(
+            "docker", "exec", host, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+            *auth, "--data-binary", "@/etc/hostname", "-H",
+            "Content-Type: application/octet-stream", target,
+        ).stdout  # fmt: skip
+
+    assert archive_from("mlpipe-web") == "401"
+    assert archive_from("mlpipe-web", "--user", reader) == "403"
+    assert archive_from(WORKER, "--user", writer) == "200"
+    exit_code = sh(
+        "docker", "exec", WORKER, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+        "--user", writer, f"{url}/EXIT",
+    ).stdout  # fmt: skip
+    assert exit_code == "403"  # only the admin may stop the server
 
 
 def test_hosts_reach_each_other_by_name() -> None:

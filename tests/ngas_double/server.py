@@ -362,19 +362,28 @@ class _Handler(BaseHTTPRequestHandler):
         handler(params)
 
     def _refusal(self, command: str, params: dict[str, str]) -> tuple[int, str] | None:
-        """NGAS 12's authorization (``auth_*`` recordings): 401 without or with wrong
-        credentials (header, or the ``authorization`` URL parameter), 403 when the user
-        lacks the command; never a ``WWW-Authenticate`` header. An unknown user is
-        answered like missing credentials (not recorded)."""
+        """NGAS 12's authorization (the ``auth_*`` recordings; the messages not recorded
+        are read from v12.0's ngamsAuthUtils.authorize): credentials from the header or
+        the ``authorization`` URL parameter, 401 when missing or wrong, 403 when the user
+        lacks the command; checked before the command is looked up; never a
+        ``WWW-Authenticate`` header."""
         users = self.double.users or {}
         value = self.headers.get("Authorization") or params.get("authorization", "")
-        scheme, _, token = value.partition(" ")
-        try:
-            name, _, password = base64.b64decode(token, validate=True).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            name, password = "", ""
-        if scheme.lower() != "basic" or name not in users:
+        if not value:
             return 401, "Unauthorized request received"
+        parts = value.split(" ")
+        if parts[0] != "Basic":
+            return 401, f"Invalid authentication scheme: {parts[0]}"
+        if len(parts) != 2:
+            return 401, "Invalid Basic authentication, missing value"
+        try:
+            name, colon, password = base64.b64decode(parts[1]).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return 401, "Invalid Basic authentication, missing value"
+        if not colon:
+            return 401, "Invalid Basic authentication, no password provided"
+        if name not in users:
+            return 401, "unknown user specified"
         wanted, commands = users[name]
         if password != wanted:
             return 401, f"wrong password for user {name}"

@@ -92,7 +92,11 @@ def test_reader_may_not_archive_and_is_not_retried(secured, tmp_path):
 
 @pytest.mark.parametrize(
     ("user", "password", "said"),
-    [("", "", "no credentials"), ("writer", "wrong", "wrong password for user writer")],
+    [
+        ("", "", "no credentials"),
+        ("writer", "wrong", "wrong password for user writer"),
+        ("nobody", "x", "unknown user specified"),
+    ],
 )
 def test_missing_or_wrong_credentials_are_access_denied_not_not_found(
     secured, tmp_path, user, password, said

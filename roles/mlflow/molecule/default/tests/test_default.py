@@ -267,3 +267,121 @@ def test_mlpipe_installed_from_the_current_wheel(host):
     assert mlflow == info["pins"]["mlflow"]
     # the source copy earlier releases of the role installed from is gone
     assert not host.file("/opt/mlflow/src").exists
+
+
+# --- accounts (mlflow_accounts in molecule.yml): pipeline EDIT, reader READ, default NO_PERMISSIONS
+def _as(host, url, user, code):
+    res = _python(host, url, code, user=user, password=_secret(f"mlflow_{user}_password"))
+    return res
+
+
+def _api(host, url, method, path, user, password, body=None):
+    """HTTP status of one REST call as ``user``."""
+    args = ["-X", method, "-u", f"{user}:{password}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
+    return _curl_status(host, url, path, *args)
+
+
+def test_pipeline_account_logs_and_registers_in_what_the_admin_made(host, url):
+    # "upgrade-check" and "upgrade-model" were created by the admin in prepare.yml
+    res = _as(
+        host,
+        url,
+        "pipeline",
+        """
+        import mlflow
+        from mlflow import MlflowClient
+        client = MlflowClient()
+        exp = client.get_experiment_by_name("upgrade-check")
+        run = client.create_run(exp.experiment_id, run_name="by-pipeline")
+        client.log_metric(run.info.run_id, "rmse", 0.75)
+        client.set_terminated(run.info.run_id)
+        source = f"runs:/{run.info.run_id}/m"
+        mv = client.create_model_version("upgrade-model", source, run.info.run_id)
+        client.set_registered_model_alias("upgrade-model", "candidate", mv.version)
+        print(mv.version)
+        """,
+    )
+    assert res.rc == 0, res.stderr
+
+
+def test_pipeline_account_cannot_administer(host, url):
+    pw = _secret("mlflow_pipeline_password")
+    body = {"username": "intruder", "password": "Intruder-pass-123456"}
+    assert _api(host, url, "POST", "/api/2.0/mlflow/users/create", "pipeline", pw, body) == "403"
+    assert (
+        _api(
+            host,
+            url,
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/delete",
+            "pipeline",
+            pw,
+            {"name": "upgrade-model"},
+        )
+        == "403"
+    )
+
+
+def test_reader_reads_but_cannot_write(host, url):
+    res = _as(
+        host,
+        url,
+        "reader",
+        """
+        import json
+        from mlflow import MlflowClient
+        client = MlflowClient()
+        exp = client.get_experiment_by_name("upgrade-check")
+        runs = client.search_runs([exp.experiment_id])
+        model = client.get_registered_model("upgrade-model")
+        print(json.dumps({"runs": len(runs), "aliases": sorted(model.aliases)}))
+        """,
+    )
+    assert res.rc == 0, res.stderr
+    assert json.loads(res.stdout.strip().splitlines()[-1])["runs"] >= 1
+    pw = _secret("mlflow_reader_password")
+    exp_id = json.loads(
+        host.check_output(
+            "curl -s -u %s %s",
+            f"reader:{pw}",
+            url + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=upgrade-check",
+        )
+    )["experiment"]["experiment_id"]
+    denied = {
+        "create run": ("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp_id}),
+        "set alias": (
+            "POST",
+            "/api/2.0/mlflow/registered-models/alias",
+            {"name": "upgrade-model", "alias": "production", "version": "1"},
+        ),
+        "delete model": (
+            "DELETE",
+            "/api/2.0/mlflow/registered-models/delete",
+            {"name": "upgrade-model"},
+        ),
+        "rename experiment": (
+            "POST",
+            "/api/2.0/mlflow/experiments/update",
+            {"experiment_id": exp_id, "new_name": "renamed"},
+        ),
+    }
+    got = {k: _api(host, url, m, p, "reader", pw, b) for k, (m, p, b) in denied.items()}
+    assert got == {k: "403" for k in denied}
+
+
+def test_a_new_account_sees_nothing_until_granted(host, url):
+    admin = _secret("mlflow_admin_password")
+    new_pw = "Newbie-pass-" + admin[:12]
+    body = {"username": "newbie", "password": new_pw}
+    status = _api(host, url, "POST", "/api/2.0/mlflow/users/create", "admin", admin, body)
+    assert status in ("200", "400"), status  # 400: made by an earlier verify run
+    out = host.check_output(
+        "curl -s -u %s %s",
+        f"newbie:{new_pw}",
+        url + "/api/2.0/mlflow/experiments/search?max_results=50",
+    )
+    assert json.loads(out or "{}").get("experiments", []) == []
+    model = "/api/2.0/mlflow/registered-models/get?name=upgrade-model"
+    assert _api(host, url, "GET", model, "newbie", new_pw) == "403"

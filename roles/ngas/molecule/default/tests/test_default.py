@@ -2,6 +2,7 @@
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +18,14 @@ def url(host):
     return f"http://{addr}:{PORT}"
 
 
-def curl(host, *args):
-    return host.run("curl --silent --show-error " + " ".join(f"'{a}'" for a in args))
+def curl(host, *args, user="writer"):
+    """curl on the host, as one of the scenario's NGAS users (None: no credentials)."""
+    auth = ["--user", f"{user}:{_secret(f'ngas_{user}')}"] if user else []
+    return host.run("curl --silent --show-error " + " ".join(f"'{a}'" for a in [*auth, *args]))
+
+
+def _secret(name):
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], name).read_text().strip()
 
 
 def test_service_runs_as_ngas(host):
@@ -37,7 +44,7 @@ def test_build_libraries_installed(host):
 
 
 def test_status_online_on_private_address_only(host, url):
-    out = curl(host, f"{url}/STATUS")
+    out = curl(host, f"{url}/STATUS", user=None)  # STATUS is excluded from authorization
     assert out.rc == 0, out.stderr
     assert 'State="ONLINE"' in out.stdout
     assert 'Status="SUCCESS"' in out.stdout
@@ -47,6 +54,28 @@ def test_status_online_on_private_address_only(host, url):
     assert not host.socket(f"tcp://0.0.0.0:{PORT}").is_listening
     if addr != "127.0.0.1":
         assert curl(host, f"http://127.0.0.1:{PORT}/STATUS").rc != 0
+
+
+def _code(host, *args, user):
+    return curl(host, "-o", "/dev/null", "-w", "%{http_code}", *args, user=user).stdout
+
+
+def test_authorization_as_configured(host, url):
+    file_url = f"{url}/RETRIEVE?file_id=upgrade/before-upgrade.bin"
+    assert _code(host, file_url, user=None) == "401"
+    assert _code(host, file_url, user="reader") == "200"
+    upload = ["--data-binary", "@/etc/hostname", f"{url}/QARCHIVE?filename=r.bin&file_id=r.bin"]
+    assert _code(host, *upload, user="reader") == "403"
+    assert _code(host, *upload, user=None) == "401"
+    # only the admin may change the server's state
+    assert _code(host, f"{url}/OFFLINE", user="writer") == "403"
+    wrong = host.run(
+        "curl -s -o /dev/null -w '%%{http_code}' --user writer:wrong %s", file_url
+    ).stdout
+    assert wrong == "401"
+    cfg = host.file(f"{ROOT}/cfg/ngamsServer.conf").content_string
+    assert 'Enable="1" Exclude="STATUS"' in cfg
+    assert _secret("ngas_writer") not in cfg  # base64, as NGAS reads it; file 0640 root:ngas
 
 
 def test_archive_and_retrieve_byte_identical(host, url):
