@@ -29,7 +29,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = actions.add_parser("run", help="run a pipeline (unchanged steps are skipped)")
     p.add_argument("file", type=Path)
     p.add_argument(
-        "--executor", default="local", help="local (default) or daliuge ([daliuge] island)"
+        "--executor",
+        default="local",
+        help="local (default), daliuge ([daliuge] island) or slurm (batch jobs, [slurm])",
     )
     p.add_argument("--workers", type=int, help="concurrent steps (default [pipeline] max_workers)")
     p.add_argument("--force", action="store_true", help="run every step, even unchanged ones")
