@@ -136,6 +136,28 @@ class SlurmConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class WatchConfig:
+    """``[watch]``: the FTP(S) drop ``mlpipe watch ftp`` polls and the pipeline it starts."""
+
+    name: str = "ftp"  # names the state database <state_dir>/<name>.sqlite
+    host: str = ""  # the FTP server; required
+    port: int = 21
+    user: str = "anonymous"
+    password: str = ""
+    tls: bool = True  # explicit FTPS (AUTH TLS), certificate verified; false = plain FTP
+    ca_file: str = ""  # CA bundle (PEM) verifying the server ("" = the system CAs)
+    directory: str = "/"  # polled directory (not recursive)
+    pattern: str = "*"  # fnmatch pattern of the files taken
+    poll_interval: float = 30.0  # seconds between polls
+    stable_polls: int = 2  # polls with the same size and mtime before a file is taken
+    timeout: float = 60.0  # seconds per FTP socket operation
+    state_dir: Path = Path("/var/lib/mlpipe/watch")  # state database and partial downloads
+    pipeline: str = ""  # pipeline.yaml started per file; it declares the input below
+    input: str = "incoming"  # the pipeline input (inputs:) given the archived file
+    executor: str = "local"  # local, daliuge or slurm
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The effective configuration. Each field is one TOML section."""
 
@@ -146,6 +168,7 @@ class Config:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     daliuge: DaliugeConfig = dataclasses.field(default_factory=DaliugeConfig)
     slurm: SlurmConfig = dataclasses.field(default_factory=SlurmConfig)
+    watch: WatchConfig = dataclasses.field(default_factory=WatchConfig)
     source: str = dataclasses.field(default="defaults", compare=False)
 
 
@@ -252,6 +275,8 @@ def _validate(name: str, section: object, path: Path) -> None:
         raise BadInput(f"{where('plugin')}: [model] plugin and name must not be empty")
     if isinstance(section, SlurmConfig):
         _validate_slurm(section, where)
+    if isinstance(section, WatchConfig):
+        _validate_watch(section, where)
     if isinstance(section, DaliugeConfig):
         parts = urlsplit(section.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -290,6 +315,19 @@ def _validate_slurm(section: SlurmConfig, where: Callable[[str], str]) -> None:
             raise BadInput(f"{where(key)}: must be > 0 seconds, got {getattr(section, key)}")
     if not section.python or section.log_tail < 0:
         raise BadInput(f"{where('python')}: python must be set and log_tail >= 0")
+
+
+def _validate_watch(section: WatchConfig, where: Callable[[str], str]) -> None:
+    if not 0 < section.port < 65536:
+        raise BadInput(f"{where('port')}: a TCP port 1-65535, got {section.port}")
+    if section.poll_interval <= 0 or section.timeout <= 0:
+        raise BadInput(f"{where('poll_interval')}: poll_interval and timeout must be > 0 seconds")
+    if section.stable_polls < 1:
+        raise BadInput(f"{where('stable_polls')}: must be >= 1, got {section.stable_polls}")
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", section.name):
+        raise BadInput(
+            f"{where('name')}: letters, digits, _ . - (it names a file), got {section.name!r}"
+        )
 
 
 def config_path(env: Mapping[str, str] | None = None) -> tuple[Path, bool]:

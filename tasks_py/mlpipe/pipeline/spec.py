@@ -5,6 +5,7 @@ Format::
     name: weather                 # required; tags the MLflow runs of its steps
     experiment: weather-pipeline  # optional (default: pipeline-<name>)
     outputs: [predictions]        # optional: final data (not warned as unused)
+    inputs: [incoming]            # optional: data given when started (mlpipe watch ftp)
     tasks:
       <step name>:
         task: <load-raw|preprocess|train|retrain|infer|promote>
@@ -27,7 +28,7 @@ from mlpipe.errors import BadInput
 from mlpipe.slurm.resources import parse_step_resources
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-TOP_KEYS = {"name", "experiment", "outputs", "tasks", "description"}
+TOP_KEYS = {"name", "experiment", "outputs", "tasks", "description", "inputs"}
 STEP_KEYS = {"task", "inputs", "params", "outputs", "description", "resources"}
 
 
@@ -48,6 +49,7 @@ class Pipeline:
     path: Path
     experiment: str
     final_outputs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()  # data names given by the starter (a file set each)
 
     @property
     def base_dir(self) -> Path:
@@ -126,5 +128,10 @@ def load_pipeline(path: Path | str) -> Pipeline:
     finals = doc.get("outputs") or []
     if not isinstance(finals, list) or not all(isinstance(f, str) for f in finals):
         raise BadInput(f"{path}: outputs: expected a list of data names")
+    given = doc.get("inputs") or []
+    if not isinstance(given, list) or not all(
+        isinstance(g, str) and NAME_RE.match(g) for g in given
+    ):
+        raise BadInput(f"{path}: inputs: expected a list of data names like [incoming]")
     experiment = doc.get("experiment") or f"pipeline-{name}"
-    return Pipeline(name, steps, path.resolve(), str(experiment), tuple(finals))
+    return Pipeline(name, steps, path.resolve(), str(experiment), tuple(finals), tuple(given))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from mlpipe.errors import BadInput
@@ -45,10 +46,20 @@ def find_cycle(deps: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def validate(pipeline: Pipeline, plugin: ModelPlugin | None) -> Report:
-    """Errors and warnings of ``pipeline`` (``plugin`` supplies model parameters)."""
+def validate(pipeline: Pipeline, plugin: ModelPlugin | None, given: Collection[str] = ()) -> Report:
+    """Errors and warnings of ``pipeline`` (``plugin`` supplies model parameters).
+
+    ``given``: the pipeline's ``inputs:`` its starter supplies (mlpipe watch ftp);
+    a declared input not given is an error (``mlpipe pipeline run`` gives none).
+    """
     report = Report()
-    produced: dict[str, str] = {}
+    produced: dict[str, str] = {data: "the pipeline's inputs" for data in pipeline.inputs}
+    for data in pipeline.inputs:
+        if data not in given:
+            report.errors.append(
+                f"inputs: {data!r} is given when the pipeline is started for a file "
+                "(mlpipe watch ftp, [watch] input); run it that way"
+            )
     for step in pipeline.steps.values():
         for data in step.outputs.values():
             if data in produced:
@@ -85,7 +96,7 @@ def validate(pipeline: Pipeline, plugin: ModelPlugin | None) -> Report:
     if cycle:
         report.errors.append(f"the tasks form a cycle: {' -> '.join(cycle)}")
     for data, step_name in sorted(produced.items()):
-        if data not in consumed and data not in pipeline.final_outputs:
+        if data not in consumed and data not in (*pipeline.final_outputs, *pipeline.inputs):
             report.warnings.append(
                 f"output {data!r} of step {step_name} is needed by no step "
                 "(list it under outputs: if it is a final result)"
