@@ -42,6 +42,8 @@ def write(tmp_path: Path, resources: str) -> Path:
         ("{cpus: 0}", "tasks.load.resources.cpus: a whole number >= 1"),
         ("{extra: ['--output=/tmp/x']}", "--output is set by mlpipe itself"),
         ("{extra: ['qos=long']}", "each extra #SBATCH line is one option like --qos=long"),
+        ("{extra: ['--qos long']}", "each extra #SBATCH line is one option like --qos=long"),
+        ("{extra: ['--comment=\"x\"']}", "--key=value without double quotes"),
         ("{venv: relative/venv}", "tasks.load.resources.venv: an absolute path on the nodes"),
         ("{modules: [python 3]}", "tasks.load.resources.modules: a module name"),
         ("[1, 2]", "tasks.load.resources: expected a mapping"),
@@ -57,7 +59,8 @@ def test_bad_step_resources_name_the_file_and_key(tmp_path, resources, message):
 def test_step_resources_override_the_config_in_the_script(tmp_path):
     path = write(
         tmp_path,
-        "{time_limit: 90, cpus: 2, memory: 4G, extra: ['--qos=long'], modules: [py/3.11]}",
+        "{time_limit: 90, cpus: 2, memory: 4G, extra: ['--qos=long', '--comment=a b'],"
+        " modules: [py/3.11]}",
     )
     step = load_pipeline(path).steps["load"]
     config = load_config(
@@ -76,12 +79,14 @@ def test_step_resources_override_the_config_in_the_script(tmp_path):
         "#SBATCH --job-name=mlpipe-res-load",
         f"#SBATCH --output={tmp_path}/load.log",
         f"#SBATCH --chdir={tmp_path}",
+        "#SBATCH --no-requeue",
         "#SBATCH --cpus-per-task=2",
         "#SBATCH --partition=batch",
         "#SBATCH --account=radio",
         "#SBATCH --time=90",
         "#SBATCH --mem=4G",
         "#SBATCH --qos=long",  # the step's extra lines replace the config's
+        '#SBATCH --comment="a b"',  # sbatch splits #SBATCH lines at blanks
     ]
     assert "module load py/3.11\n" in text and "conda activate mlpipe\n" in text
     assert text.rstrip().endswith(

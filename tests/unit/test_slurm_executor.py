@@ -316,3 +316,28 @@ def test_slurm_errors_are_errors_not_unknown_jobs(slurm_cluster, tmp_path, monke
         cli.squeue(["1"])
     with pytest.raises(SlurmError, match=r"sbatch refused .*\(exit 1\)"):
         cli.submit(str(tmp_path / "none.sbatch"))
+
+
+def test_rendered_scripts_are_accepted_or_refused_by_sbatch(slurm_cluster, tmp_path, monkeypatch):
+    from mlpipe.slurm import script
+    from mlpipe.slurm.cli import SlurmCli, SlurmError
+    from mlpipe.slurm.resources import Resources
+
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    res = Resources(
+        partition=slurm_cluster.partition,
+        time_limit="0-00:10:00",
+        cpus=2,
+        memory="500M",
+        extra=("--comment=mlpipe test",),
+        venv=str(Path(sys.executable).parent.parent),
+    )
+    files = script.JobScript("p", "r", "s", tmp_path, "python", res)
+    files.path.write_text(script.render(files))
+    test_only = slurm_cluster.run("sbatch", "--test-only", str(files.path))
+    assert test_only.returncode == 0 and "to start at" in test_only.stderr, test_only.stderr
+    # more memory than the node has: sbatch's refusal, naming the script
+    big = script.JobScript("p", "r", "big", tmp_path, "python", Resources(memory="64G"))
+    big.path.write_text(script.render(big))
+    with pytest.raises(SlurmError, match=rf"sbatch refused {big.path} \(exit 1\): .*"):
+        SlurmCli().submit(str(big.path))

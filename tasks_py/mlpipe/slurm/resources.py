@@ -34,7 +34,7 @@ TIME_RE = re.compile(
 )
 MEMORY_RE = re.compile(r"^\d+[KMGT]?$")
 WORD_RE = re.compile(r"^[A-Za-z0-9_.+/@:-]+$")  # partition, account, module, conda env
-OPTION_RE = re.compile(r"^--?[A-Za-z][A-Za-z0-9-]*(=.*|\s.*)?$")
+OPTION_RE = re.compile(r'^--?[A-Za-z][A-Za-z0-9-]*(=[^"\n]*)?$')  # --key=value or --flag
 # options the executor sets itself (its job name, log, work dir, dependencies)
 RESERVED = ("job-name", "output", "error", "chdir", "dependency", "parsable", "wrap", "array")
 
@@ -69,7 +69,13 @@ class Resources:
         ):
             if getattr(self, key):
                 opts.append(f"--{option}={getattr(self, key)}")
-        return opts + list(self.extra)
+        return opts + [_quoted(line) for line in self.extra]
+
+
+def _quoted(option: str) -> str:
+    """``--comment=a b`` -> ``--comment="a b"`` (sbatch splits #SBATCH lines at blanks)."""
+    key, eq, value = option.partition("=")
+    return f'{key}="{value}"' if eq and any(c.isspace() for c in value) else option
 
 
 KEYS = tuple(f.name for f in fields(Resources))
@@ -98,7 +104,8 @@ def check(res: Resources, where: Callable[[str], str]) -> None:
     for line in res.extra:
         if "\n" in line or not OPTION_RE.match(line):
             raise BadInput(
-                f"{where('extra')}: each extra #SBATCH line is one option like --qos=long, "
+                f"{where('extra')}: each extra #SBATCH line is one option like --qos=long "
+                "(--key=value without double quotes, or --flag), "
                 f"got {line!r}"
             )
         name = line.lstrip("-").split("=", 1)[0].split()[0]
