@@ -54,3 +54,17 @@ def test_the_watcher_refuses_a_pipeline_without_its_input():
         submit.check(example, ctx, "incoming", "local")
     with pytest.raises(BadInput, match="executor"):
         submit.check(PIPELINES / "infer-incoming.yaml", ctx, "incoming", "nope")
+
+
+def test_check_validates_settings_and_pipeline_without_contacting_anything(
+    monkeypatch, capsys, tmp_path: Path
+):
+    monkeypatch.setenv("MLPIPE_WATCH_PIPELINE", str(PIPELINES / "infer-incoming.yaml"))
+    monkeypatch.setenv("MLPIPE_WATCH_STATE_DIR", str(tmp_path / "state"))
+    assert main(["watch", "ftp", "--check"]) == 2
+    assert "[watch] host" in capsys.readouterr().err
+    monkeypatch.setenv("MLPIPE_WATCH_HOST", "ftp.invalid")  # never resolved
+    assert main(["watch", "ftp", "--check", "--name", "drop"]) == 0
+    out = capsys.readouterr().out
+    assert "watch drop: ftps://ftp.invalid:21/ (*) -> pipeline watch-infer (2 steps)" in out
+    assert not (tmp_path / "state").exists()
