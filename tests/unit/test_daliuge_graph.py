@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -180,6 +182,30 @@ def test_an_unreachable_island_or_a_bad_setting_is_a_clear_error(tmp_path, monke
     err = capsys.readouterr().err
     assert f"[daliuge] url {url}: listing the island's node managers: " in err
     assert "did not answer" in err
+    # something else answers there: never taken for an island with no nodes
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HtmlPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("MLPIPE_DALIUGE_URL", f"http://127.0.0.1:{server.server_port}")
+        assert cli(["pipeline", "run", str(path), "--executor", "daliuge", "--force"]) == 1
+        err = capsys.readouterr().err
+        assert "answered '<html>hello</html>', expected a JSON list" in err
+        assert "is [daliuge] url a DALiuGE island manager?" in err
+    finally:
+        server.shutdown()
     monkeypatch.setenv("MLPIPE_DALIUGE_TIMEOUT", "0")
     assert cli(["pipeline", "run", str(path), "--executor", "daliuge"]) == 2
     assert "[daliuge] timeout (file " in capsys.readouterr().err
+
+
+class _HtmlPage(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the handler's API
+        body = b"<html>hello</html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass

@@ -200,13 +200,13 @@ class Island:
         return f"{self.url.rstrip('/')}/api{path}"
 
     def nodes(self) -> list[str]:
-        found = self.call("GET", self.api("/nodes"), "listing the island's node managers").json()
-        if not isinstance(found, list):
-            raise MlpipeError(f"{self.api('/nodes')}: expected a list of nodes, got {found!r}")
+        what = "listing the island's node managers"
+        found = _json(self.call("GET", self.api("/nodes"), what), what, list)
         return [str(n) for n in found]
 
     def sessions(self) -> list[str]:
-        found = self.call("GET", self.api("/sessions"), "listing the island's sessions").json()
+        what = "listing the island's sessions"
+        found = _json(self.call("GET", self.api("/sessions"), what), what, list)
         return [str(s.get("sessionId")) for s in found if isinstance(s, dict)]
 
     def submit(self, session: str, graph: Graph) -> None:
@@ -222,9 +222,21 @@ class Island:
 
     def status(self, session: str) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
         what = f"polling DALiuGE session {session}"
-        nodes = self.call("GET", self.api(f"/sessions/{session}/status"), what).json()
-        drops = self.call("GET", self.api(f"/sessions/{session}/graph/status"), what).json()
-        return {str(k): int(v) for k, v in nodes.items()}, drops
+        nodes = _json(self.call("GET", self.api(f"/sessions/{session}/status"), what), what, dict)
+        drops = _json(
+            self.call("GET", self.api(f"/sessions/{session}/graph/status"), what), what, dict
+        )
+        try:
+            states = {str(k): int(v) for k, v in nodes.items()}
+            execs = {
+                str(oid): {str(k): int(v) for k, v in state.items()} for oid, state in drops.items()
+            }
+        except (AttributeError, TypeError, ValueError):
+            raise MlpipeError(
+                f"{what}: the island's answer is not DALiuGE's session status: "
+                f"{str(nodes)[:200]} / {str(drops)[:200]}"
+            ) from None
+        return states, execs
 
     def cancel(self, session: str) -> None:
         self.call("POST", self.api(f"/sessions/{session}/cancel"), f"cancelling {session}")
@@ -249,6 +261,20 @@ class Island:
         if response.status_code != 200:
             raise Unreachable(f"reading {oid}: {url} answered {response.status_code}")
         return response.text
+
+
+def _json(response: requests.Response, what: str, kind: type) -> Any:
+    """The JSON body, of type ``kind``; MlpipeError naming the URL otherwise."""
+    try:
+        doc = response.json()
+    except ValueError:
+        doc = None
+    if not isinstance(doc, kind):
+        raise MlpipeError(
+            f"{what}: {response.url} answered {_body(response)!r}, expected a JSON "
+            f"{kind.__name__}; is [daliuge] url a DALiuGE island manager?"
+        )
+    return doc
 
 
 def _body(response: requests.Response) -> str:
