@@ -21,6 +21,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import requests
 
 from mlpipe.cli import main
 from mlpipe.pipeline import load_pipeline
@@ -344,8 +345,9 @@ def test_ctrl_c_cancels_the_session(
     assert drops["app_prep"]["execStatus"] in (3, 4), drops["app_prep"]
 
 
-def test_a_killed_node_manager_fails_the_run_within_the_timeout(
-    task_env, ngas_double, monkeypatch, tmp_path, tmp_path_factory, weather_raw
+@pytest.mark.parametrize("victim", ["nm", "dim"])
+def test_a_killed_node_or_island_manager_fails_the_run_within_the_timeout(
+    victim, task_env, ngas_double, monkeypatch, tmp_path, tmp_path_factory, weather_raw
 ):
     base = tmp_path_factory.mktemp("dlg-kill")
     nm = start_node_manager(base / "nm")
@@ -374,15 +376,25 @@ def test_a_killed_node_manager_fails_the_run_within_the_timeout(
         thread.start()
         _wait_running(dim, "app_prep", thread)
         killed = time.monotonic()
-        nm.kill()
+        (nm if victim == "nm" else dim).kill()
         thread.join(timeout=TIMEOUT + 30)
         ngas_double.faults.hold_retrieve.set()  # lets the orphaned step process end
         assert not thread.is_alive(), "the executor hung after its node manager died"
         elapsed = time.monotonic() - killed
         assert "error" not in result, result
-        outcome = result["run"].outcomes["prep"]  # type: ignore[attr-defined]
+        outcomes = result["run"].outcomes  # type: ignore[attr-defined]
+        outcome = outcomes["prep"]
         assert outcome.status == "failed"
-        assert f"node manager {nm.node} stopped answering for {TIMEOUT:g} s" in outcome.summary
+        if victim == "nm":
+            assert f"node manager {nm.node} stopped answering for {TIMEOUT:g} s" in outcome.summary
+        else:  # the node manager still answers: load's outcome is read from it
+            assert outcomes["load"].status == "ran"
+            assert outcome.summary.startswith(
+                f"step prep did not finish: the DALiuGE island did not answer for {TIMEOUT:g} s"
+            ), outcome.summary
+            # the session was cancelled on the node manager itself: prep is not running
+            drops = requests.get(f"{nm.url}/api/sessions", timeout=5).json()
+            assert drops and drops[0]["status"] == 5, drops  # CANCELLED
         assert TIMEOUT <= elapsed < TIMEOUT + 20
     finally:
         dim.stop()

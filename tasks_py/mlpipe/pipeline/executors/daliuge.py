@@ -323,7 +323,7 @@ class DaliugeExecutor:
             + ", ".join(sorted(set(placement.values())))
         )
         try:
-            lost = self._wait(island, session, graph)
+            lost, reason = self._wait(island, session, graph)
         except KeyboardInterrupt:
             self.progress(f"daliuge session {session}: interrupted, cancelling it")
             try:
@@ -331,7 +331,7 @@ class DaliugeExecutor:
             except MlpipeError as exc:
                 self.progress(f"daliuge session {session}: cancel failed: {exc}")
             raise
-        outcomes.update(self._collect(plan, island, session, graph, lost))
+        outcomes.update(self._collect(plan, island, session, graph, lost, reason))
         return outcomes
 
     def _decide(self, plan: Plan, steps: StepRunner) -> tuple[dict[str, StepOutcome], list[str]]:
@@ -360,8 +360,12 @@ class DaliugeExecutor:
                 submit.append(name)
         return outcomes, submit
 
-    def _wait(self, island: Island, session: str, graph: Graph) -> dict[str, str]:
-        """Poll until the session ends; returns node -> why, for nodes that stopped answering."""
+    def _wait(self, island: Island, session: str, graph: Graph) -> tuple[dict[str, str], str]:
+        """Poll until the session ends.
+
+        Returns node -> why for the nodes that stopped answering, and why the
+        session was given up ("" when it ended by itself).
+        """
         settings = self.settings
         delay = settings.poll_interval
         silent_since: dict[str, float] = {}  # node or "island" -> first failed poll
@@ -386,16 +390,16 @@ class DaliugeExecutor:
                 since = silent_since.setdefault(key, now)
                 if now - since >= settings.timeout:
                     self.progress(f"daliuge session {session}: giving up: {why}")
-                    self._cancel_quietly(island, session)
+                    self._cancel_quietly(island, session, sorted(set(graph.placement.values())))
                     lost = {k: v for k, v in problems.items() if k != "island"}
-                    if not lost:
-                        raise Unreachable(
-                            f"the DALiuGE island ({settings.url}) did not answer for "
-                            f"{settings.timeout:g} s ([daliuge] timeout): {why}"
-                        )
-                    return lost
+                    reason = (
+                        f"{'node manager ' + key if key != 'island' else 'the DALiuGE island'} "
+                        f"did not answer for {settings.timeout:g} s ([daliuge] timeout), so "
+                        f"session {session} was cancelled: {why}"
+                    )
+                    return lost, reason
             if nodes and all(v in SESSION_DONE for v in nodes.values()):
-                return {}
+                return {}, ""
             if drops:
                 states = [int(drops.get(oid, {}).get("execStatus", 0)) for oid in apps]
                 line = (
@@ -410,14 +414,28 @@ class DaliugeExecutor:
             time.sleep(delay)  # the poll interval, doubled while nothing changes
             delay = min(delay * 2, settings.poll_max)
 
-    def _cancel_quietly(self, island: Island, session: str) -> None:
+    def _cancel_quietly(self, island: Island, session: str, nodes: Sequence[str]) -> None:
+        """Cancel on the island, else on each node manager that still answers."""
         try:
             island.cancel(session)
+            return
         except MlpipeError as exc:
             self.progress(f"daliuge session {session}: cancel failed: {exc}")
+        for node in nodes:
+            url = f"{node_url(node)}/api/sessions/{session}/cancel"
+            try:
+                island.call("POST", url, f"cancelling {session} on {node}")
+            except MlpipeError as exc:
+                self.progress(f"daliuge session {session}: cancel failed: {exc}")
 
     def _collect(
-        self, plan: Plan, island: Island, session: str, graph: Graph, lost: Mapping[str, str]
+        self,
+        plan: Plan,
+        island: Island,
+        session: str,
+        graph: Graph,
+        lost: Mapping[str, str],
+        reason: str,
     ) -> dict[str, StepOutcome]:
         """Each submitted step's outcome, in dependency order."""
         try:
@@ -442,7 +460,7 @@ class DaliugeExecutor:
             if any(d in outcomes and outcomes[d].status not in OK_STATUSES for d in deps):
                 outcomes[step] = StepOutcome(step, "blocked", summary="a dependency failed")
                 continue
-            outcomes[step] = self._outcome(island, session, step, node, drops, bool(lost))
+            outcomes[step] = self._outcome(island, session, step, node, drops, reason)
         return outcomes
 
     def _outcome(
@@ -452,7 +470,7 @@ class DaliugeExecutor:
         step: str,
         node: str,
         drops: Mapping[str, Mapping[str, int]],
-        aborted: bool,
+        aborted: str,
     ) -> StepOutcome:
         state = int(drops.get(app_oid(step), {}).get("execStatus", EXEC_NOT_RUN))
         where = f"outcome of step {step} on {node}"
@@ -469,9 +487,12 @@ class DaliugeExecutor:
             if outcome.status == "failed" and _tail(stderr):
                 self.progress(f"{step}: failed on {node}; stderr (tail):\n{_tail(stderr)}")
             return replace(outcome, step=step)
-        if state == EXEC_NOT_RUN or aborted:
-            reason = "the session was cancelled" if aborted else "the session ended before it"
-            return StepOutcome(step, "failed", summary=f"step {step} did not run: {reason}")
+        if aborted:
+            return StepOutcome(step, "failed", summary=f"step {step} did not finish: {aborted}")
+        if state == EXEC_NOT_RUN:
+            return StepOutcome(
+                step, "failed", summary=f"step {step} did not run: session {session} ended first"
+            )
         tail = _tail(stderr)
         self.progress(f"{step}: failed on {node} without an outcome; stderr (tail):\n{tail}")
         return StepOutcome(
