@@ -1,6 +1,6 @@
 """Pipelines: a DAG of tasks (``pipeline.yaml``), validated before anything runs,
-run by an executor (``local`` now; ``daliuge`` and ``slurm`` behind the same
-:class:`~mlpipe.pipeline.executors.Executor` interface later).
+run by an executor (``local``, ``daliuge``, ``slurm``: all behind the
+:class:`~mlpipe.pipeline.executors.Executor` interface).
 """
 
 from mlpipe.pipeline.spec import Pipeline, Step, load_pipeline
