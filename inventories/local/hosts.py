@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The local cluster's Ansible inventory, read from tiers.yml at the repository root.
 
-One group per tier, in the file's order. A tier with a ``local_host`` is that one
-container (``make up`` creates one systemd container per host, ansible/local-cluster.yml);
-a tier whose ``local_host`` is null is a group of the host of its ``hosted_on`` tier
-(postgresql on mlpipe-mlflow). Group variables live next to this script
+One group per tier, in the file's order. A tier with a ``local_host`` is that
+container, or those containers when it is a list (dlg_worker: two workers); ``make up``
+creates one systemd container per host (ansible/local-cluster.yml). A tier whose
+``local_host`` is null is a group of the hosts of its ``hosted_on`` tier (postgresql on
+mlpipe-mlflow). Group variables live next to this script
 (group_vars/). An Ansible inventory script:
 
     hosts.py --list          every group and host, as JSON
@@ -64,7 +65,9 @@ def load_tiers(path: Path) -> dict[str, dict[str, Any]]:
             continue
         host = tier.get("local_host")
         hosted_on = tier.get("hosted_on")
-        if host is None:
+        if isinstance(host, list) and not host:
+            problems.append(f"tier {name}: local_host is an empty list; name a host or use null")
+        elif host is None:
             if hosted_on not in tiers or not isinstance(tiers[hosted_on], dict):
                 problems.append(
                     f"tier {name}: local_host is null, so hosted_on must name the tier"
@@ -72,25 +75,35 @@ def load_tiers(path: Path) -> dict[str, dict[str, Any]]:
                 )
             elif not tiers[hosted_on].get("local_host"):
                 problems.append(f"tier {name}: hosted_on {hosted_on} has no local_host either")
-        elif not isinstance(host, str) or not HOST_NAME.match(host):
-            problems.append(f"tier {name}: local_host {host!r} is not a container host name")
-        elif host in hosts:
-            problems.append(f"tier {name}: local_host {host} is already tier {hosts[host]}'s")
         else:
-            hosts[host] = name
+            for one in host if isinstance(host, list) else [host]:
+                if not isinstance(one, str) or not HOST_NAME.match(one):
+                    problems.append(f"tier {name}: local_host {one!r} is not a container host name")
+                elif one in hosts:
+                    problems.append(f"tier {name}: local_host {one} is already tier {hosts[one]}'s")
+                else:
+                    hosts[one] = name
     if problems:
         raise TierListError(f"{path}: " + "; ".join(problems))
     return tiers
+
+
+def local_hosts(tiers: dict[str, dict[str, Any]], name: str) -> list[str]:
+    """The containers of tier ``name``: its ``local_host`` (one or a list), else its
+    ``hosted_on`` tier's."""
+    host = tiers[name].get("local_host") or tiers[tiers[name]["hosted_on"]]["local_host"]
+    return list(host) if isinstance(host, list) else [host]
 
 
 def inventory(tiers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The ``--list`` answer: groups in file order, every host's variables in ``_meta``."""
     out: dict[str, Any] = {"all": {"children": list(tiers)}}
     hostvars: dict[str, dict[str, Any]] = {}
-    for name, tier in tiers.items():
-        host = tier.get("local_host") or tiers[tier["hosted_on"]]["local_host"]
-        out[name] = {"hosts": [host]}
-        hostvars.setdefault(host, {})
+    for name in tiers:
+        hosts = local_hosts(tiers, name)
+        out[name] = {"hosts": hosts}
+        for host in hosts:
+            hostvars.setdefault(host, {})
     out["_meta"] = {"hostvars": hostvars}
     return out
 

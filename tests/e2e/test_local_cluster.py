@@ -35,11 +35,14 @@ TOP = Path(__file__).resolve().parents[2]
 LABEL = "org.mlpipe.cluster=local"
 # the one tier list: every tier with a host of its own locally is one container
 TIERS = yaml.safe_load((TOP / "tiers.yml").read_text())["tiers"]
-HOSTS = sorted({tier["local_host"] for tier in TIERS.values() if tier.get("local_host")})
+# (local_host: one name or a list, as for the two DALiuGE workers)
+_LOCAL = [t["local_host"] for t in TIERS.values() if t.get("local_host")]
+HOSTS = sorted({h for hosts in _LOCAL for h in (hosts if isinstance(hosts, list) else [hosts])})
 SENTINEL = "mlpipe-e2e-sentinel"
 MLFLOW = "http://127.0.0.1:5000"  # published on the loopback by the local cluster
 # the demo pipeline runs on the first DALiuGE worker through the pipeline role's unit
-WORKER = TIERS["dlg_worker"]["local_host"]
+WORKERS = list(TIERS["dlg_worker"]["local_host"])
+WORKER = WORKERS[0]
 DEMO_UNIT = "mlpipe-pipeline@weather-demo.service"
 DEMO_SUMMARY = "/var/lib/mlpipe/pipelines/weather-demo/last-run.json"
 DEMO_STEPS = (

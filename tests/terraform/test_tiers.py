@@ -54,6 +54,13 @@ def terraform_tiers(work: Path, tiers: Path = TIERS_FILE) -> dict[str, Any]:
     return h.evaluate({"tiers": doc["tiers"]}, {n: f"module.tiers.{n}" for n in outputs})
 
 
+def _local_hosts(name: str) -> list[str]:
+    """What tiers.yml says tier ``name``'s containers are (one name or a list)."""
+    t = TIERS[name]
+    host = t["local_host"] or TIERS[t["hosted_on"]]["local_host"]
+    return host if isinstance(host, list) else [host]
+
+
 def test_schema_of_every_tier() -> None:
     for name, t in TIERS.items():
         assert t["status"] in ("deployed", "planned"), name
@@ -61,7 +68,9 @@ def test_schema_of_every_tier() -> None:
         if t["local_host"] is None:
             assert TIERS[t["hosted_on"]]["local_host"], f"{name} is hosted on a host"
         else:
-            assert t["local_host"] == "mlpipe-" + name.replace("_", "-"), name
+            first = "mlpipe-" + name.replace("_", "-")
+            hosts = _local_hosts(name)
+            assert hosts == [first] + [f"{first}-{i}" for i in range(2, len(hosts) + 1)], name
         for p in t.get("ports", []):
             assert set(p) <= {"port", "name", "description", "public", "from", "local_port"}, p
             assert p["public"] in (True, False), p
@@ -87,9 +96,10 @@ def test_local_inventory_is_the_tier_list() -> None:
     assert r.returncode == 0, r.stderr
     listed = json.loads(r.stdout)
     assert listed["all"]["children"][1:] == list(TIERS)  # after ungrouped
-    for name, t in TIERS.items():
-        host = t["local_host"] or TIERS[t["hosted_on"]]["local_host"]
-        assert listed[name]["hosts"] == [host], name
+    for name in TIERS:
+        assert listed[name]["hosts"] == _local_hosts(name), name
+    # the DALiuGE workers are two locally: a graph is spread over both
+    assert listed["dlg_worker"]["hosts"] == ["mlpipe-dlg-worker", "mlpipe-dlg-worker-2"]
     # group_vars next to the script still apply
     hv = listed["_meta"]["hostvars"]["mlpipe-mlflow"]
     assert hv["ansible_connection"] == "community.docker.docker"
@@ -146,6 +156,12 @@ def _broken(tmp_path: Path, edit: Any) -> Path:
         (lambda t: t["postgresql"].pop("hosted_on"), "hosted_on must name"),
         (lambda t: t["web"].update(local_host="mlpipe-ngas"), "already tier ngas's"),
         (lambda t: t["web"].update(local_host="Web Host"), "not a container host name"),
+        (
+            lambda t: t["web"].update(local_host=["mlpipe-web", "mlpipe-ngas"]),
+            "already tier ngas's",
+        ),
+        (lambda t: t["web"].update(local_host=["mlpipe-web", 7]), "7 is not a container host"),
+        (lambda t: t["web"].update(local_host=[]), "local_host is an empty list"),
     ],
 )
 def test_inventory_script_refuses_a_broken_list(tmp_path: Path, edit: Any, message: str) -> None:

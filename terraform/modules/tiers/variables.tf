@@ -1,9 +1,8 @@
 variable "tiers" {
-  description = "The `tiers` map of the repository's tiers.yml (yamldecode(file(...)).tiers): tier => {status, description, local_host, hosted_on, ports, gcp}. tiers.yml documents every attribute."
+  description = "The `tiers` map of the repository's tiers.yml (yamldecode(file(...)).tiers): tier => {status, description, hosted_on, ports, gcp}. tiers.yml documents every attribute; its local_host (one container name or a list, the local cluster's) is not read here and dropped by this type."
   type = map(object({
     status      = string
     description = string
-    local_host  = optional(string)
     hosted_on   = optional(string)
     ports = optional(list(object({
       port        = number
