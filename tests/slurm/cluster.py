@@ -263,6 +263,8 @@ def _start_all(cluster: SlurmCluster) -> None:
                 "MinJobAge=300",
                 "KillWait=5",
                 "InactiveLimit=0",
+                # a node whose slurmd stops answering is DOWN (its jobs NODE_FAIL) in seconds
+                "SlurmdTimeout=10",
                 f"NodeName={NODE} NodeAddr=127.0.0.1 NodeHostname={host} CPUs=2 RealMemory=2000",
                 f"PartitionName={PARTITION} Nodes={NODE} Default=YES MaxTime=60 State=UP",
                 "",
@@ -287,13 +289,27 @@ def _start_all(cluster: SlurmCluster) -> None:
         ctld,
         log=root / "log" / "slurmctld.log",
     )
-    slurmd = _start(cluster, "slurmd", ["slurmd", "-D", "-N", NODE], env)
+    start_slurmd(cluster)
+
+
+def start_slurmd(cluster: SlurmCluster) -> None:
+    """Start the node's slurmd; ready when the node is idle (also after a node failure)."""
+    slurmd = _start(cluster, "slurmd", ["slurmd", "-D", "-N", NODE], cluster.env)
     wait_until(
         lambda: cluster.run("sinfo", "-h", "-n", NODE, "-o", "%t").stdout.strip() == "idle",
         "slurmd (node idle in sinfo)",
         slurmd,
-        log=root / "log" / "slurmd.log",
+        log=cluster.root / "log" / "slurmd.log",
     )
+
+
+def kill_slurmd(cluster: SlurmCluster) -> None:
+    """SIGKILL the node's slurmd (its running jobs' slurmstepd go on, as on a real node)."""
+    for name, proc in list(cluster.procs):
+        if name == "slurmd":
+            proc.kill()
+            proc.wait()
+            cluster.procs.remove((name, proc))
 
 
 def stop_cluster(cluster: SlurmCluster) -> None:

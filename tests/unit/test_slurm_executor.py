@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import mlflow
@@ -229,10 +230,11 @@ def test_train_via_slurm_registers_a_version_from_the_job(slurm_env, slurm_clust
     run_id = proc.stdout.split("train: MLflow run ", 1)[1].split()[0]
     (job,) = [j for j in jobs_named(slurm_cluster, "mlpipe-task-train-") if j[0] in proc.stderr]
     assert job[2] == "COMPLETED"
-    run_ = mlflow.MlflowClient().get_run(run_id)
+    client = mlflow.MlflowClient(slurm_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    run_ = client.get_run(run_id)
     assert run_.data.tags["mlpipe.slurm.job_id"] == job[0]
     assert run_.data.params["alpha"] == "0.001"
-    assert mlflow.MlflowClient().get_model_version(name, "1").run_id == run_id
+    assert client.get_model_version(name, "1").run_id == run_id
 
 
 def test_ctrl_c_cancels_the_submitted_jobs(slurm_env, slurm_cluster, tmp_path):
@@ -248,7 +250,7 @@ def test_ctrl_c_cancels_the_submitted_jobs(slurm_env, slurm_cluster, tmp_path):
         text=True,
         env={**os.environ, "MLPIPE_MODEL_PLUGIN": "slurm.slow_model:SlowWeather"},
     )
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(slurm_env["MLPIPE_MLFLOW_TRACKING_URI"])
     try:
         # ready when the slow training job runs and has started its MLflow run
         def training() -> bool:
@@ -341,3 +343,68 @@ def test_rendered_scripts_are_accepted_or_refused_by_sbatch(slurm_cluster, tmp_p
     big.path.write_text(script.render(big))
     with pytest.raises(SlurmError, match=rf"sbatch refused {big.path} \(exit 1\): .*"):
         SlurmCli().submit(str(big.path))
+
+
+def _job_pids(marker: str) -> list[int]:
+    """Pids of processes whose command line names ``marker`` (this test's work dir)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmd:
+                pids.append(int(proc.name))
+    return pids
+
+
+def test_a_killed_slurmd_fails_the_step_within_bounded_time(slurm_env, slurm_cluster, tmp_path):
+    """Last in this module: it stops the session's slurmd and starts it again."""
+    from slurm.cluster import kill_slurmd, start_slurmd
+
+    tag = slurm_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
+    doc = {"tasks": {k: v for k, v in FAILING["tasks"].items() if k in ("load", "preprocess")}}
+    doc["tasks"]["train"] = {"task": "train", "inputs": {"data": "data"}, "outputs": {"model": "m"}}
+    doc["outputs"] = ["m"]
+    path = pipeline_copy(tmp_path, tag, doc)
+    proc = subprocess.Popen(
+        [MLPIPE, "pipeline", "run", str(path), "--executor", "slurm", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "MLPIPE_MODEL_PLUGIN": "slurm.slow_model:SlowWeather"},
+    )
+    client = mlflow.MlflowClient(slurm_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    work = slurm_env["MLPIPE_SLURM_WORK_DIR"]
+    try:
+
+        def training() -> bool:
+            exp = client.get_experiment_by_name(f"pipe-{tag}")
+            jobs = {j[2] for j in jobs_named(slurm_cluster, f"mlpipe-p-{tag}-train")}
+            started = exp and client.search_runs(
+                [exp.experiment_id], "tags.`mlpipe.step` = 'train'"
+            )
+            return bool(started) and jobs == {"RUNNING"}
+
+        wait_until(training, "the training job running", proc, timeout=180)
+        kill_slurmd(slurm_cluster)
+        killed = time.monotonic()
+        out, err = proc.communicate(timeout=180)
+        took = time.monotonic() - killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if not any(name == "slurmd" for name, _ in slurm_cluster.procs):
+            start_slurmd(slurm_cluster)  # the node comes back (ReturnToService=2)
+        # its lost job's processes die with it (slurmd kills what slurmctld no longer runs)
+        wait_until(lambda: not _job_pids(work), "the lost job's processes ended", timeout=60)
+    assert proc.returncode == 1, err
+    assert took < 120, f"the node failure took {took:.0f}s to be reported"
+    train = json.loads(out)["steps"]["train"]
+    ((job_id, _, state),) = jobs_named(slurm_cluster, f"mlpipe-p-{tag}-train")
+    assert state == "NODE_FAIL"
+    assert f"step train: Slurm job {job_id} lost its node (NODE_FAIL)" in train["summary"]
+    exp = client.get_experiment_by_name(f"pipe-{tag}")
+    (run_,) = client.search_runs([exp.experiment_id], "tags.`mlpipe.step` = 'train'")
+    assert run_.info.status == "FAILED" and run_.data.tags["mlpipe.slurm.state"] == "NODE_FAIL"

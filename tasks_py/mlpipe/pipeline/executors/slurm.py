@@ -154,7 +154,8 @@ class SlurmExecutor:
             for unit in units:
                 self._submit_or_skip(unit, base, work, steps, outcomes, jobs)
             self._wait(jobs, outcomes, steps.ctx)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Exception):
+            # Ctrl-C, or a failure of this process: no submitted job is left running unseen
             self._cancel_all(jobs, outcomes, steps.ctx)
             raise
         return outcomes
@@ -328,6 +329,8 @@ class SlurmExecutor:
             if recorded.status == "ran" and recorded.run_id:
                 self._tag_run(recorded.run_id, job, state)
             return recorded
+        if state.state == "COMPLETED" and recorded is not None:  # exit 0, yet not a success
+            return replace(recorded, summary=f"{recorded.summary} ({where} COMPLETED)")
         if state.state == "COMPLETED":
             return StepOutcome(
                 step,
@@ -403,7 +406,7 @@ class SlurmExecutor:
         if not live:
             return
         ids = [j.job_id for j in live]
-        self._say(f"interrupted: cancelling Slurm job(s) {', '.join(ids)}")
+        self._say(f"interrupted: cancelling Slurm job(s) {', '.join(ids)}")  # Ctrl-C or an error
         try:
             self.cli.cancel(ids)
         except SlurmError as exc:
