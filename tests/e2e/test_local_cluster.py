@@ -445,6 +445,93 @@ def test_published_ports_are_loopback_only_and_answer() -> None:
             assert conn.recv(16).startswith(b"HTTP/"), f"{what}: nothing answers on {ip}:{port}"
 
 
+DLG_UNIT = "mlpipe-pipeline@weather-dlg.service"  # the example with executor daliuge
+DLG_SUMMARY = "/var/lib/mlpipe/pipelines/weather-dlg/last-run.json"
+
+
+def _runs_of(pipeline_run: str) -> list[dict[str, str]]:
+    """The tags of every MLflow run of one pipeline run of the example."""
+    auth = ("admin", _admin_password())
+    exp = requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/experiments/get-by-name",
+        params={"experiment_name": "seattle-weather-pipeline"},
+        auth=auth,
+        timeout=30,
+    ).json()["experiment"]["experiment_id"]
+    found = requests.post(
+        f"{MLFLOW}/api/2.0/mlflow/runs/search",
+        json={
+            "experiment_ids": [exp],
+            "filter": f"tags.`mlpipe.pipeline_run` = '{pipeline_run}'",
+            "max_results": 100,
+        },
+        auth=auth,
+        timeout=30,
+    )
+    assert found.status_code == 200, found.text
+    runs = found.json().get("runs", [])
+    return [
+        {"run_id": r["info"]["run_id"]} | {t["key"]: t["value"] for t in r["data"]["tags"]}
+        for r in runs
+    ]
+
+
+def test_daliuge_pipeline_runs_on_both_workers_through_its_unit(ngas_env: dict[str, str]) -> None:
+    """weather-dlg, the example pipeline with `executor: daliuge`, started through its unit
+    on the first worker: the island on dlg_head runs its steps on the node managers of both
+    workers as the pipeline account; every step's MLflow run carries mlpipe.executor=daliuge
+    and the one DALiuGE session id; its model version is registered, artifacts on NGAS."""
+    reader = NgasClient(
+        _ngas_url(ngas_env),
+        retries=1,
+        username="reader",
+        password=_vault("vault_ngas_reader_password"),
+    )
+
+    def models_on_ngas() -> int:
+        return sum(f.file_id.endswith("/MLmodel") for f in reader.list("mlflow/"))
+
+    before = models_on_ngas()
+    start = sh("docker", "exec", WORKER, "systemctl", "start", DLG_UNIT, check=False)
+    journal = _on_worker("journalctl", "-u", DLG_UNIT, "-o", "cat", "--no-pager")
+    print(journal[-6000:])
+    assert start.returncode == 0, start.stderr
+    assert "with the daliuge executor" in journal
+    summary = json.loads(_on_worker("cat", DLG_SUMMARY))
+    assert summary["ok"] is True, summary
+    assert summary["counts"] == {"ran": len(DEMO_STEPS), "skipped": 0, "failed": 0, "blocked": 0}
+
+    runs = _runs_of(summary["pipeline_run"])
+    assert {r["mlpipe.step"] for r in runs} == set(DEMO_STEPS), runs
+    assert {r["mlpipe.executor"] for r in runs} == {"daliuge"}
+    (session,) = {r["mlpipe.daliuge.session"] for r in runs}
+    assert session == f"mlpipe-seattle-weather-{summary['pipeline_run']}"
+
+    # the island saw the session finish (4) on both node managers
+    status = json.loads(
+        _on_worker("curl", "-sf", f"http://mlpipe-dlg-head:8001/api/sessions/{session}/status")
+    )
+    assert status == {f"{w}:8000:5555:6666": 4 for w in WORKERS}, status
+    for worker in WORKERS:  # each ran steps, as mlpipe: the session's files are its own
+        owners = sh(
+            "docker", "exec", worker, "find", f"/var/lib/daliuge/workspace/{session}",
+            "-type", "f", "-printf", "%u\n",
+        ).stdout.split()  # fmt: skip
+        assert owners and set(owners) == {"mlpipe"}, (worker, owners)
+
+    # the model of this run: a version of its own registered model, promoted to production
+    alias = requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
+        params={"name": "seattle-weather-dlg", "alias": "production"},
+        auth=("admin", _admin_password()),
+        timeout=30,
+    )
+    assert alias.status_code == 200, alias.text
+    (train,) = [r for r in runs if r["mlpipe.step"] == "train"]
+    assert alias.json()["model_version"]["run_id"] == train["run_id"]
+    assert models_on_ngas() > before  # its MLmodel went through MLflow's proxy into NGAS
+
+
 def test_second_up_changes_nothing(ngas_env: dict[str, str]) -> None:
     proc = make("up", ngas_env)
     assert proc.returncode == 0

@@ -1,6 +1,7 @@
 """Checks of the daliuge role on one island host and two node hosts.
 
-Per host (testinfra's ``host``): the manager's unit runs as ``dlg``, is
+Per host (testinfra's ``host``): the manager's unit runs as ``dlg`` on the
+island and as the existing account ``mlpipe`` on the nodes (molecule.yml), is
 hardened, listens on the private address only and answers ``GET /api``;
 retention rules really delete old session directories and rotate the log.
 Once for the island (``test_graph_*``): a two-app graph with a file drop
@@ -32,16 +33,25 @@ def _kind(host):
     return "island" if "dlg_head" in host.ansible.get_variables()["group_names"] else "node"
 
 
+def _user(host):
+    """The manager's account: the role's own on the island, another tier's on the nodes."""
+    return "dlg" if _kind(host) == "island" else "mlpipe"
+
+
 def _address(host):
     return host.check_output("hostname -I").split()[0]
 
 
-def test_service_runs_as_dlg(host):
+def test_service_runs_as_its_account(host):
     svc = host.service(f"daliuge-{_kind(host)}")
     assert svc.is_running
     assert svc.is_enabled
     pid = host.check_output(f"systemctl show -P MainPID daliuge-{_kind(host)}")
-    assert host.check_output(f"ps -o user= -p {pid}") == "dlg"
+    assert host.check_output(f"ps -o user= -p {pid}") == _user(host)
+    # the role creates its own account only; the nodes' existing one is left alone
+    assert host.user("dlg").exists == (_kind(host) == "island")
+    if _kind(host) == "node":
+        assert host.user("mlpipe").home == "/var/lib/mlpipe"
 
 
 def test_unit_is_hardened(host):
@@ -53,7 +63,7 @@ def test_unit_is_hardened(host):
             "-p RestrictNamespaces"
         ).splitlines()
     )
-    assert props["User"] == "dlg"
+    assert props["User"] == _user(host)
     assert props["NoNewPrivileges"] == "yes"
     assert props["ProtectSystem"] == "strict"
     assert props["ProtectHome"] == "yes"
@@ -70,8 +80,9 @@ def test_venv_is_the_pinned_release_and_read_only_for_the_service(host):
     code = 'import importlib.metadata as m; print(m.version("daliuge-engine"))'
     version = host.check_output(f"{VENV}/bin/python -c '{code}'")
     assert version == DEFAULTS["daliuge_version"]
-    assert host.run(f"runuser -u dlg -- test -w {VENV}/bin").rc != 0
-    assert host.run(f"runuser -u dlg -- test -w {VENV}/lib/python3.11/site-packages").rc != 0
+    user = _user(host)
+    assert host.run(f"runuser -u {user} -- test -w {VENV}/bin").rc != 0
+    assert host.run(f"runuser -u {user} -- test -w {VENV}/lib/python3.11/site-packages").rc != 0
 
 
 def test_listens_on_the_private_address_only(host):
@@ -98,8 +109,8 @@ def test_api_answers(host):
 def test_old_session_directories_are_removed(host):
     old, new = f"{WORKSPACE}/molecule-old", f"{WORKSPACE}/molecule-new"
     for path in (old, new):
-        host.check_output(f"runuser -u dlg -- mkdir -p {path}/sub")
-        host.check_output(f"runuser -u dlg -- sh -c 'echo x > {path}/sub/F_F'")
+        host.check_output(f"runuser -u {_user(host)} -- mkdir -p {path}/sub")
+        host.check_output(f"runuser -u {_user(host)} -- sh -c 'echo x > {path}/sub/F_F'")
     host.check_output(f"touch -d '8 days ago' {old}/sub/F_F {old}/sub {old}")
     host.check_output("systemd-tmpfiles --clean /etc/tmpfiles.d/daliuge.conf")
     assert not host.file(old).exists
@@ -110,10 +121,10 @@ def test_old_session_directories_are_removed(host):
 def test_log_file_is_rotated(host):
     name = "DIM" if _kind(host) == "island" else "NM"
     log = f"{LOGS}/dlg{name}.{host.check_output('uname -n')}.log"
-    assert host.file(log).user == "dlg"
+    assert host.file(log).user == _user(host)
     host.check_output("logrotate -f /etc/logrotate.d/daliuge")
     rotated = host.file(f"{log}.1")
-    assert rotated.exists and rotated.user == "dlg" and rotated.size > 0
+    assert rotated.exists and rotated.user == _user(host) and rotated.size > 0
     assert host.file(log).exists and host.file(log).size == 0  # copytruncate: same file
     assert host.service(f"daliuge-{_kind(host)}").is_running
 
@@ -201,7 +212,9 @@ def test_graph_apps_ran_on_their_own_hosts(hosts, graph_run):
     for node in run["nodes"]:
         name = node.split(":")[0]
         worker = hosts[name]
-        files = worker.check_output(f"find {WORKSPACE}/{sid} -type f -user dlg -name '*_*'").split()
+        files = worker.check_output(
+            f"find {WORKSPACE}/{sid} -type f -user {_user(worker)} -name '*_*'"
+        ).split()
         contents = {Path(f).name: worker.file(f).content_string.strip() for f in files}
         # the app placed on this node wrote this host's name into its output drop
         assert name in contents.values(), (name, contents)

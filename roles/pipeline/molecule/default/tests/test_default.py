@@ -267,3 +267,39 @@ def test_timer_is_scheduled(host):
     calendar = host.check_output("systemctl show -P TimersCalendar mlpipe-pipeline@tiny.timer")
     assert "*-01-01 03:00:00" in calendar
     assert host.check_output("systemctl show -P Persistent mlpipe-pipeline@tiny.timer") == "yes"
+
+
+def test_definition_runs_with_its_executor(host, mlflow):
+    """pipeline_definitions[].executor reaches mlpipe through the unit: on-daliuge runs with
+    the daliuge executor and the [daliuge] settings of pipeline_daliuge_url (an island that
+    is not there: the run fails naming it); tiny's default is local."""
+    tiny = host.file("/etc/mlpipe/pipelines/tiny.env").content_string
+    assert 'MLPIPE_EXECUTOR="local"' in tiny.splitlines()
+    dlg = host.file("/etc/mlpipe/pipelines/on-daliuge.env").content_string
+    assert 'MLPIPE_EXECUTOR="daliuge"' in dlg.splitlines()
+    # the steps on the node managers get the credentials and the pipeline's overrides
+    steps = "/etc/mlpipe/pipelines/on-daliuge.steps.env"
+    assert f'MLPIPE_DALIUGE_ENV_FILE="{steps}"' in dlg.splitlines()
+    f = host.file(steps)
+    assert (f.user, f.group, f.mode) == ("root", "mlpipe", 0o640)
+    lines = f.content_string.splitlines()
+    assert 'MLPIPE_PIPELINE_DATA_PREFIX="molecule/on-daliuge"' in lines
+    assert f'MLFLOW_TRACKING_PASSWORD="{_password()}"' in lines
+    assert not host.file("/etc/mlpipe/pipelines/tiny.steps.env").exists
+    config = json.loads(
+        host.check_output(
+            f"runuser -u mlpipe -- env MLPIPE_CONFIG=/etc/mlpipe/mlpipe.toml {VENV}/bin/mlpipe "
+            "config show --json"
+        )
+    )
+    assert {k: config["daliuge"][k] for k in ("url", "python", "config_file", "env_file")} == {
+        "url": "http://127.0.0.1:9",
+        "python": f"{VENV}/bin/python",
+        "config_file": "/etc/mlpipe/mlpipe.toml",
+        "env_file": "/etc/mlpipe/credentials.env",
+    }
+    res, props, journal = _start(host, "mlpipe-pipeline@on-daliuge.service")
+    messages = "\n".join(str(e.get("MESSAGE", "")) for e in journal)
+    assert res.rc != 0 and props["Result"] == "exit-code", messages
+    assert "with the daliuge executor" in messages, messages
+    assert "http://127.0.0.1:9" in messages, messages
