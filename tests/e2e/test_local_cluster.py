@@ -502,9 +502,9 @@ def test_daliuge_pipeline_runs_on_both_workers_through_its_unit(ngas_env: dict[s
     assert summary["counts"] == {"ran": len(DEMO_STEPS), "skipped": 0, "failed": 0, "blocked": 0}
 
     runs = _runs_of(summary["pipeline_run"])
-    assert {r["mlpipe.step"] for r in runs} == set(DEMO_STEPS), runs
-    assert {r["mlpipe.executor"] for r in runs} == {"daliuge"}
-    (session,) = {r["mlpipe.daliuge.session"] for r in runs}
+    assert {r.get("mlpipe.step") for r in runs} == set(DEMO_STEPS), runs
+    assert {r.get("mlpipe.executor") for r in runs} == {"daliuge"}
+    (session,) = {r.get("mlpipe.daliuge.session") for r in runs}
     assert session == f"mlpipe-seattle-weather-{summary['pipeline_run']}"
 
     # the island saw the session finish (4) on both node managers
@@ -527,8 +527,8 @@ def test_daliuge_pipeline_runs_on_both_workers_through_its_unit(ngas_env: dict[s
         timeout=30,
     )
     assert alias.status_code == 200, alias.text
-    (train,) = [r for r in runs if r["mlpipe.step"] == "train"]
-    assert alias.json()["model_version"]["run_id"] == train["run_id"]
+    trained = {r["run_id"] for r in runs if r.get("mlpipe.step") == "train"}
+    assert alias.json()["model_version"]["run_id"] in trained
     assert models_on_ngas() > before  # its MLmodel went through MLflow's proxy into NGAS
 
 
