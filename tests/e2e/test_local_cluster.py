@@ -429,6 +429,50 @@ def test_hosts_reach_each_other_by_name() -> None:
             )
 
 
+def _connect(host: str, target: str, port: int) -> str:
+    """From inside `host`: `open`, `refused` or `timeout` for a TCP connection to target:port."""
+    script = (
+        "import socket, sys\n"
+        "try:\n"
+        "    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)\n"
+        "except ConnectionRefusedError:\n"
+        "    print('refused')\n"
+        "except OSError:\n"
+        "    print('timeout')\n"
+        "else:\n"
+        "    print('open')\n"
+    )
+    return sh("docker", "exec", host, "python3", "-c", script, target, str(port)).stdout.strip()
+
+
+def test_host_firewall_lets_each_service_in_only_from_its_tiers(ngas_env: dict[str, str]) -> None:
+    """Every host has the firewall's table. From the public web host, MLflow, the DALiuGE
+    island and (when it runs in the cluster) NGAS are dropped (a timeout: the packets never
+    reach the service), unless tiers.yml lets a deployed web tier in; from the DALiuGE
+    worker, MLflow answers."""
+    for host in HOSTS:
+        listed = sh("docker", "exec", host, "nft", "list", "table", "inet", "mlpipe", check=False)
+        assert listed.returncode == 0 and "policy drop" in listed.stdout, (host, listed.stderr)
+    web = TIERS["web"]
+    ports = [("mlflow", 5000), ("dlg_head", 8001), ("dlg_worker", 8000)]
+    if not ngas_env.get("NGAS_URL"):
+        ports.append(("ngas", 7777))
+    for tier, port in ports:
+        allowed = next(p for p in TIERS[tier]["ports"] if p["port"] == port)["from"]
+        expected = "open" if web["status"] == "deployed" and "web" in allowed else "timeout"
+        target = TIERS[tier]["local_host"]
+        target = target if isinstance(target, str) else target[0]
+        got = _connect(web["local_host"], target, port)
+        assert got == expected, f"mlpipe-web -> {target}:{port}: {got}, expected {expected}"
+    assert _connect(WORKER, TIERS["mlflow"]["local_host"], 5000) == "open"
+    for other in WORKERS[1:]:  # node managers talk to each other
+        assert _connect(WORKER, other, 8000) == "open" and _connect(other, WORKER, 8000) == "open"
+    health = _on_worker(
+        "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "http://mlpipe-mlflow:5000/health"
+    )
+    assert health == "200"
+
+
 def test_published_ports_are_loopback_only_and_answer() -> None:
     """Every published port is bound to 127.0.0.1 and has a service listening behind it."""
     published: dict[str, tuple[str, int]] = {}
