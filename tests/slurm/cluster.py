@@ -253,6 +253,7 @@ def _start_all(cluster: SlurmCluster) -> None:
                 "AccountingStorageHost=127.0.0.1",
                 f"AccountingStoragePort={ports['dbd']}",
                 "JobCompType=jobcomp/none",
+                "AccountingStoreFlags=job_env",  # sacct --env-vars: what a job was given
                 "SelectType=select/cons_tres",
                 "SelectTypeParameters=CR_CPU",
                 "MpiDefault=none",

@@ -345,6 +345,46 @@ def test_rendered_scripts_are_accepted_or_refused_by_sbatch(slurm_cluster, tmp_p
         SlurmCli().submit(str(big.path))
 
 
+def test_export_none_with_an_env_file_on_the_node(slurm_env, slurm_cluster, weather_raw, tmp_path):
+    """The documented way to keep credentials out of Slurm's job records: nothing exported,
+    the job reads its settings from [slurm] env_file on the node."""
+    env_file = tmp_path / "credentials.env"
+    settings = {k: v for k, v in slurm_env.items() if k.startswith(("MLPIPE_", "MLFLOW_"))}
+    settings["MLPIPE_CONFIG"] = os.environ["MLPIPE_CONFIG"]
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    env_file.chmod(0o600)
+    proc = subprocess.run(
+        [MLPIPE, "load-raw", str(weather_raw / "seattle-2015.csv"), "--via", "slurm"],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "MLPIPE_SLURM_SBATCH_EXTRA": "--export=NONE",
+            "MLPIPE_SLURM_ENV_FILE": str(env_file),
+        },
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.split("load-raw: MLflow run ", 1)[1].split()[0]
+    client = mlflow.MlflowClient(slurm_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    assert client.get_run(run_id).info.status == "FINISHED"
+    (job_id,) = re.findall(r"submitted as Slurm job (\d+)", proc.stderr)
+
+    def stored_env(job: str) -> str:
+        out = slurm_cluster.run("sacct", "-j", job, "--env-vars", "-n", "-P")
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    wait_until(lambda: "SLURM_" in stored_env(job_id), "sacct recording the job's environment")
+    assert "MLPIPE_NGAS_URL" not in stored_env(job_id)
+    # what sbatch stores by default (--export=ALL): the submitting environment
+    plain = slurm_cluster.run(
+        "sbatch", "--parsable", f"--chdir={tmp_path}", "--wrap", "true"
+    ).stdout.strip()
+    wait_until(lambda: "MLPIPE_NGAS_URL=" in stored_env(plain), "the default export recorded")
+
+
 def _job_pids(marker: str) -> list[int]:
     """Pids of processes whose command line names ``marker`` (this test's work dir)."""
     pids = []
