@@ -269,6 +269,88 @@ def test_timer_is_scheduled(host):
     assert host.check_output("systemctl show -P Persistent mlpipe-pipeline@tiny.timer") == "yes"
 
 
+def _ftp_password():
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "ftp_password")
+    return path.read_text().strip()
+
+
+FTP_EXTRA = "/opt/ftp-test-extra"  # pyftpdlib for the test's FTP server, outside the role's venv
+DROP = "/srv/ftp-drop"
+
+
+def test_watcher_unit_is_hardened_and_its_password_only_in_its_settings(host):
+    unit = "mlpipe-watch@drop.service"
+    assert host.service(unit).is_enabled
+    props = dict(
+        line.split("=", 1)
+        for line in host.check_output(
+            f"systemctl show {unit} -p Type -p User -p NoNewPrivileges -p ProtectSystem "
+            "-p ProtectHome -p CapabilityBoundingSet -p ReadWritePaths -p Environment "
+            "-p RestartPreventExitStatus"
+        ).splitlines()
+    )
+    assert (props["Type"], props["User"], props["NoNewPrivileges"]) == ("exec", "mlpipe", "yes")
+    assert (props["ProtectSystem"], props["ProtectHome"]) == ("strict", "yes")
+    assert props["CapabilityBoundingSet"] == ""
+    assert sorted(props["ReadWritePaths"].split()) == ["/var/cache/mlpipe", "/var/lib/mlpipe"]
+    assert props["RestartPreventExitStatus"].split()[0] == "2"
+    assert _ftp_password() not in props["Environment"]
+    f = host.file("/etc/mlpipe/watchers/drop.env")
+    assert (f.user, f.group, f.mode) == ("root", "mlpipe", 0o640)
+    env = f.content_string
+    assert f'MLPIPE_WATCH_PASSWORD="{_ftp_password()}"' in env
+    assert 'MLPIPE_PIPELINE_DATA_PREFIX="molecule/watch"' in env  # the pipeline's override
+    assert 'MLPIPE_WATCH_PIPELINE="/etc/mlpipe/pipelines/watch/pipeline.yaml"' in env
+    assert host.run("runuser -u nobody -- cat /etc/mlpipe/watchers/drop.env").rc != 0
+
+
+def test_watcher_takes_a_file_from_ftp_once_and_stops_cleanly(host, mlflow):
+    unit = "mlpipe-watch@drop.service"
+    if not host.service("ftp-test").is_running:
+        pin = shlex.quote(_constraint("pyftpdlib"))
+        host.check_output(f"{VENV}/bin/pip install -q --no-deps --target {FTP_EXTRA} {pin}")
+        host.check_output(f"mkdir -p {DROP}")
+        host.check_output(
+            f"systemd-run --unit=ftp-test --setenv=PYTHONPATH={FTP_EXTRA} "
+            f"{VENV}/bin/python -m pyftpdlib -i 127.0.0.1 -p 2121 -d {DROP} "
+            f"-u drop -P {shlex.quote(_ftp_password())}"
+        )
+    cursor = host.check_output("journalctl -n 0 --show-cursor -q").split("cursor: ", 1)[1]
+    host.check_output(f"cp /etc/mlpipe/pipelines/tiny/raw/days.csv {DROP}/days.csv")
+    deadline = time.monotonic() + 120
+
+    def journal():
+        return host.check_output(
+            f"journalctl -u {unit} --after-cursor={shlex.quote(cursor)} -o cat --no-pager"
+        )
+
+    while "days.csv: done" not in journal():
+        assert host.service(unit).is_running, journal()
+        assert time.monotonic() < deadline, journal()[-3000:]
+        time.sleep(1)
+    text = journal()
+    assert "archived as molecule/watch/incoming/days.csv version 1" in text
+    got = host.check_output(
+        "curl -sf 'http://127.0.0.1:7777/RETRIEVE?file_id=molecule/watch/incoming/days.csv'"
+    )
+    assert got.strip() == (FILES / "tiny" / "raw" / "days.csv").read_text().strip()
+    assert host.file("/var/lib/mlpipe/watch/drop.sqlite").user == "mlpipe"
+
+    host.check_output(f"systemctl stop {unit}")
+    result = host.check_output(f"systemctl show {unit} -p Result").strip()
+    assert result == "Result=success"  # SIGTERM: stopped between files, exit 0
+    assert "stopped" in journal()
+    once = host.run(  # one more poll with the unit's settings: the file is not taken again
+        "bash -c 'set -a && . /etc/mlpipe/credentials.env && . /etc/mlpipe/watchers/drop.env "
+        "&& exec runuser -u mlpipe -- env MLPIPE_CONFIG=/etc/mlpipe/mlpipe.toml "
+        f"HOME=/var/lib/mlpipe {VENV}/bin/mlpipe watch ftp --once'"
+    )
+    assert once.rc == 0, once.stdout + once.stderr
+    assert "poll: 1 file(s) listed, 0 taken, 0 done, 0 error(s)" in once.stdout
+    host.check_output(f"systemctl start {unit}")
+    assert journal().count("days.csv: stable") == 1
+
+
 def test_definition_runs_with_its_executor(host, mlflow):
     """pipeline_definitions[].executor reaches mlpipe through the unit: on-daliuge runs with
     the daliuge executor and the [daliuge] settings of pipeline_daliuge_url (an island that
