@@ -273,14 +273,7 @@ def _start_all(cluster: SlurmCluster) -> None:
         ),
     )
     env = cluster.env
-    dbd = _start(cluster, "slurmdbd", ["slurmdbd", "-D"], {**env, "SLURM_CONF": str(cluster.conf)})
-    # slurmdbd reads slurmdbd.conf next to slurm.conf
-    wait_until(
-        lambda: _ok(cluster, "sacctmgr", "-n", "-P", "show", "cluster"),
-        "slurmdbd",
-        dbd,
-        log=root / "log" / "slurmdbd.log",
-    )
+    start_slurmdbd(cluster)
     added = cluster.run("sacctmgr", "-i", "add", "cluster", CLUSTER)
     assert added.returncode == 0, added.stdout + added.stderr
     ctld = _start(cluster, "slurmctld", ["slurmctld", "-D", "-i"], env)
@@ -291,6 +284,25 @@ def _start_all(cluster: SlurmCluster) -> None:
         log=root / "log" / "slurmctld.log",
     )
     start_slurmd(cluster)
+
+
+def start_slurmdbd(cluster: SlurmCluster) -> None:
+    """Start slurmdbd (it reads slurmdbd.conf next to slurm.conf); ready when sacctmgr answers."""
+    dbd = _start(cluster, "slurmdbd", ["slurmdbd", "-D"], cluster.env)
+    wait_until(
+        lambda: _ok(cluster, "sacctmgr", "-n", "-P", "show", "cluster"),
+        "slurmdbd",
+        dbd,
+        log=cluster.root / "log" / "slurmdbd.log",
+    )
+
+
+def stop_daemon(cluster: SlurmCluster, daemon: str) -> None:
+    """Stop one daemon of the cluster (SIGTERM), e.g. slurmdbd to make sacct fail."""
+    for name, proc in list(cluster.procs):
+        if name == daemon:
+            stop_process(proc)
+            cluster.procs.remove((name, proc))
 
 
 def start_slurmd(cluster: SlurmCluster) -> None:

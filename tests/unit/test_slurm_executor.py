@@ -385,6 +385,33 @@ def test_export_none_with_an_env_file_on_the_node(slurm_env, slurm_cluster, weat
     wait_until(lambda: "MLPIPE_NGAS_URL=" in stored_env(plain), "the default export recorded")
 
 
+def test_sacct_failing_is_an_error_not_a_finished_or_unknown_job(
+    slurm_env, slurm_cluster, weather_raw, monkeypatch
+):
+    """slurmdbd down: sacct answers errors; the step fails after unknown_grace saying so."""
+    from slurm.cluster import start_slurmdbd, stop_daemon
+
+    monkeypatch.setenv("MLPIPE_SLURM_UNKNOWN_GRACE", "5")
+    stop_daemon(slurm_cluster, "slurmdbd")
+    try:
+        proc = subprocess.run(
+            [MLPIPE, "load-raw", str(weather_raw / "seattle-2015.csv"), "--via", "slurm"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            check=False,
+            timeout=300,
+        )
+    finally:
+        start_slurmdbd(slurm_cluster)
+    assert proc.returncode == 1, proc.stderr
+    (job_id,) = re.findall(r"submitted as Slurm job (\d+)", proc.stderr)
+    assert f"step load-raw: Slurm job {job_id}: cannot read its state for 5s (sacct -j" in (
+        proc.stderr
+    )
+    assert f"the job may still run: check it with sacct -j {job_id}" in proc.stderr
+
+
 def _job_pids(marker: str) -> list[int]:
     """Pids of processes whose command line names ``marker`` (this test's work dir)."""
     pids = []
