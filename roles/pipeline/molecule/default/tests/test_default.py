@@ -364,9 +364,16 @@ def test_definition_runs_with_its_executor(host, mlflow):
     assert f'MLPIPE_DALIUGE_ENV_FILE="{steps}"' in dlg.splitlines()
     f = host.file(steps)
     assert (f.user, f.group, f.mode) == ("root", "mlpipe", 0o640)
-    lines = f.content_string.splitlines()
-    assert 'MLPIPE_PIPELINE_DATA_PREFIX="molecule/on-daliuge"' in lines
-    assert f'MLFLOW_TRACKING_PASSWORD="{_password()}"' in lines
+    # read as the node helper reads it on a worker: every credential intact, then the override
+    parse = (
+        f"{VENV}/bin/python -c 'import json, sys, pathlib; "
+        "from mlpipe.pipeline.executors.daliuge_node import read_env_file as r; "
+        "print(json.dumps([r(pathlib.Path(p)) for p in sys.argv[1:]]))'"
+    )
+    got, creds = json.loads(host.check_output(f"{parse} {steps} /etc/mlpipe/credentials.env"))
+    assert creds and creds.items() <= got.items(), (creds, got)
+    assert got["MLFLOW_TRACKING_PASSWORD"] == _password()
+    assert got["MLPIPE_PIPELINE_DATA_PREFIX"] == "molecule/on-daliuge"
     assert not host.file("/etc/mlpipe/pipelines/tiny.steps.env").exists
     config = json.loads(
         host.check_output(
