@@ -348,7 +348,7 @@ def test_watcher_takes_a_file_from_ftp_once_and_stops_cleanly(host, mlflow):
     assert once.rc == 0, once.stdout + once.stderr
     assert "poll: 1 file(s) listed, 0 taken, 0 done, 0 error(s)" in once.stdout
     host.check_output(f"systemctl start {unit}")
-    assert journal().count("days.csv: stable") == 1
+    assert journal().count("days.csv: downloading") == 1
 
 
 def test_definition_runs_with_its_executor(host, mlflow):
