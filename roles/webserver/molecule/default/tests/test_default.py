@@ -114,7 +114,8 @@ def test_write_methods_are_405(address, method):
 
 
 def test_request_size_limits(address):
-    assert request(address, "POST", "/healthz", body=b"x" * 2048)[0] == 413
+    # a body on GET (any other method is 405 before nginx looks at the body)
+    assert request(address, "GET", "/healthz", body=b"x" * 2048)[0] == 413
     assert request(address, "GET", "/healthz", headers={"X-Big": "a" * 16384})[0] == 400
     assert request(address, "GET", "/" + "a" * 16384)[0] == 414
 
