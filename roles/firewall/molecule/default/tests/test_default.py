@@ -66,7 +66,9 @@ def test_input_policy_drop_in_the_mlpipe_table_only(a):
 def test_service_enabled_and_stop_reload_touch_only_the_table(a):
     svc = a.service("nftables")
     assert svc.is_enabled and svc.is_running
-    a.check_output("systemctl reload nftables")
+    reload = a.run("systemctl reload nftables")
+    journal = a.run("journalctl -u nftables --no-pager -n 30").stdout
+    assert reload.rc == 0, f"reload failed: {reload.stderr}\n{journal}"
     assert tables(a) >= {("inet", "mlpipe"), ("inet", "keepme")}
     a.check_output("systemctl stop nftables")
     try:
