@@ -21,7 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from mlpipe import __version__
 from mlpipe.config import DaliugeConfig
-from mlpipe.pipeline.executors.daliuge import APP_CLASS, FILE_CLASS, STDERR_TAIL
+from mlpipe.pipeline.executors.daliuge import (
+    APP_CLASS,
+    FILE_CLASS,
+    settings_args,
+    with_stderr_tail,
+)
 from mlpipe.pipeline.executors.daliuge_node import MODULE as NODE_MODULE
 from mlpipe.pipeline.executors.daliuge_node import TAG_EXECUTOR
 from mlpipe.pipeline.plan import Plan
@@ -116,15 +121,8 @@ def command(plan: Plan, step: str, settings: DaliugeConfig) -> str:
     args.append("{" + OUTCOME_PORT + "}")
     for dep in sorted(plan.deps[step]):
         args += ["--upstream", "{" + dep + "}"]
-    for flag, value in (
-        ("--config", settings.config_file),
-        ("--env-file", settings.env_file),
-        ("--work-dir", settings.work_dir),
-    ):
-        if value:
-            args += [flag, shlex.quote(value)]
-    err = "{" + STDERR_PORT + "}"
-    return f"{' '.join(args)} 2> {err}; rc=$?; tail -c {STDERR_TAIL} {err} >&2; exit $rc"
+    args += settings_args(settings)
+    return with_stderr_tail(args, "{" + STDERR_PORT + "}")
 
 
 def logical_graph(plan: Plan, settings: DaliugeConfig) -> dict[str, Any]:

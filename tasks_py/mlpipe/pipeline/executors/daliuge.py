@@ -52,6 +52,24 @@ EXEC_NOT_RUN, EXEC_RUNNING, EXEC_FINISHED, EXEC_ERROR, EXEC_CANCELLED = 0, 1, 2,
 STDERR_TAIL = 3000  # bytes of a step's stderr kept in the NM log and in a failure summary
 
 
+def settings_args(settings: DaliugeConfig) -> list[str]:
+    """The node helper's options for the worker-side files of ``[daliuge]`` that are set."""
+    args: list[str] = []
+    for flag, value in (
+        ("--config", settings.config_file),
+        ("--env-file", settings.env_file),
+        ("--work-dir", settings.work_dir),
+    ):
+        if value:
+            args += [flag, shlex.quote(value)]
+    return args
+
+
+def with_stderr_tail(args: list[str], err: str) -> str:
+    """The bash command running ``args`` with stderr into ``err``, its tail echoed on exit."""
+    return f"{' '.join(args)} 2> {err}; rc=$?; tail -c {STDERR_TAIL} {err} >&2; exit $rc"
+
+
 def app_oid(step: str) -> str:
     return f"app_{step}"
 
@@ -124,16 +142,9 @@ def physical_graph(
                 args += ["--known", encode(known[dep].to_json())]
             else:
                 raise BadInput(f"step {step}: producer {dep} is neither submitted nor known")
-        for flag, value in (
-            ("--config", settings.config_file),
-            ("--env-file", settings.env_file),
-            ("--work-dir", settings.work_dir),
-        ):
-            if value:
-                args += [flag, shlex.quote(value)]
+        args += settings_args(settings)
         args += ["--timeout", str(settings.request_timeout)]
-        err = "{" + stderr_oid(step) + "}"
-        command = f"{' '.join(args)} 2> {err}; rc=$?; tail -c {STDERR_TAIL} {err} >&2; exit $rc"
+        command = with_stderr_tail(args, "{" + stderr_oid(step) + "}")
         common = {"node": node, "island": island}
         app: dict[str, Any] = {
             "oid": app_oid(step),
