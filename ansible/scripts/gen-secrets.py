@@ -37,6 +37,8 @@ SECRETS: dict[str, int] = {
     # the munge key of every Slurm member, written as the key file: 172 url-safe
     # characters carry 1032 random bits, at least mungekey's default 1024-bit key
     "vault_slurm_munge_key": 172,
+    # encrypts the results site's CA key on the controller (roles/webserver, site_ca)
+    "vault_webserver_site_ca_passphrase": 32,
 }
 
 

@@ -132,6 +132,11 @@ def up() -> int:
     ).stdout.split()
     print("Running now (local containers on Docker network 'mlpipe'; 'make down' removes them):")
     print(f"  hosts: {' '.join(sorted(hosts))}")
+    site = (outcome.custom.get("mlpipe_site") or {}).get("url")
+    if site:
+        ca = TOP / ".cache" / "site-ca" / LOCAL_INVENTORY.name / "ca.pem"
+        print(f"Results site: {site}/ (read-only; its certificate is signed by the site CA {ca}:")
+        print(f"  curl --cacert {ca} {site}/models, or import ca.pem into a browser)")
     return 0
 
 

@@ -14,11 +14,16 @@ running on this machine; the double is never deployed into the cluster.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 import itertools
 import json
 import os
+import re
 import socket
+import ssl
+import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -27,8 +32,11 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from mlpipe.storage import NgasClient
+from mlpipe.web import probes
 from ngas_double import NgasDouble
 
 TOP = Path(__file__).resolve().parents[2]
@@ -184,6 +192,7 @@ def test_up_creates_every_host(ngas_env: dict[str, str], sentinel: str) -> None:
     assert proc.returncode == 0
     assert "make up: done" in proc.stdout
     assert "demo: 8 step(s) ran, 0 unchanged" in proc.stdout
+    assert f"Results site: {SITE}/" in proc.stdout
     names = sh(
         "docker", "ps", "--filter", f"label={LABEL}", "--format", "{{.Names}}"
     ).stdout.split()
@@ -574,6 +583,134 @@ def test_daliuge_pipeline_runs_on_both_workers_through_its_unit(ngas_env: dict[s
     trained = {r["run_id"] for r in runs if r.get("mlpipe.step") == "train"}
     assert alias.json()["model_version"]["run_id"] in trained
     assert models_on_ngas() > before  # its MLmodel went through MLflow's proxy into NGAS
+
+
+# the results site: the web host's 443, published on the loopback (tiers.yml local_port),
+# with a certificate from the local inventory's site CA (roles/webserver, site_ca)
+SITE_PORT = next(p["local_port"] for p in TIERS["web"]["ports"] if p["port"] == 443)
+SITE = f"https://127.0.0.1:{SITE_PORT}"
+SITE_CA = TOP / ".cache/site-ca/local/ca.pem"
+WEB = TIERS["web"]["local_host"]
+
+
+def _site(path: str, **kwargs: object) -> requests.Response:
+    """GET from the results site, verifying its certificate with the site CA only."""
+    return requests.get(SITE + path, verify=str(SITE_CA), timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def _reader(ngas_env: dict[str, str]) -> NgasClient:
+    return NgasClient(
+        _ngas_url(ngas_env),
+        retries=1,
+        username="reader",
+        password=_vault("vault_ngas_reader_password"),
+    )
+
+
+def _demo_outputs() -> list[dict[str, object]]:
+    outputs = _site("/api/outputs")
+    assert outputs.status_code == 200, outputs.text[:500]
+    return [
+        o for o in outputs.json() if str(o["file_id"]).startswith("mlpipe/weather/predictions/")
+    ]
+
+
+def test_results_site_serves_the_demo_model_and_output_over_https(
+    ngas_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The site, over HTTPS verified with the site CA: the production model MLflow has,
+    and the demo's inference output, whose downloaded bytes (whole and a range) are
+    NGAS's; HTTP security headers on every answer."""
+    assert SITE_CA.is_file(), f"make up made no site CA at {SITE_CA}"
+    models = _site("/api/models")
+    assert models.status_code == 200, models.text[:500]
+    by_name = {m["name"]: m for m in models.json()}
+    alias = requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
+        params={"name": "seattle-weather", "alias": "production"},
+        auth=("admin", _admin_password()),
+        timeout=30,
+    ).json()["model_version"]
+    assert by_name["seattle-weather"]["alias_version"] == alias["version"], by_name
+    assert "strict-transport-security" in models.headers
+    assert "default-src 'none'" in models.headers["content-security-policy"]
+
+    outputs = _demo_outputs()
+    assert outputs, "the site lists no output of the demo's infer steps"
+    newest = outputs[0]
+    got = _site(str(newest["download"]))
+    assert got.status_code == 200, got.text[:300]
+    stored = tmp_path / "stored"
+    info = _reader(ngas_env).retrieve(
+        str(newest["file_id"]), stored, version=int(newest["version"])
+    )
+    assert got.content == stored.read_bytes() and info.size == newest["size"]
+    assert int(got.headers["content-length"]) == len(got.content)
+    part = _site(str(newest["download"]), headers={"Range": "bytes=5-24"})
+    assert part.status_code == 206 and part.content == stored.read_bytes()[5:25]
+
+    index = _site("/")
+    assert index.status_code == 200 and "text/html" in index.headers["content-type"]
+
+
+def test_results_site_refuses_every_attacker_probe(ngas_env: dict[str, str]) -> None:
+    """mlpipe.web.probes through nginx and TLS: writes, MLflow's API, NGAS commands, path
+    tricks, unpublished ids, huge headers, a slow client. Every probe refused, none by
+    the rate limit (a 429 would prove nothing about the probe)."""
+    published = str(_demo_outputs()[0]["file_id"])
+    reader = _reader(ngas_env)
+    unpublished = [f.file_id for f in reader.list("mlpipe/weather/raw/")][:2]
+    unpublished += [f.file_id for f in reader.list("mlflow/") if f.file_id.endswith("/MLmodel")][:1]
+    assert len(unpublished) == 3, unpublished
+    context = ssl.create_default_context(cafile=str(SITE_CA))
+    results = probes.run(SITE, published, unpublished, context, slow=10)
+    print("\n" + probes.report(results))
+    assert len(results) >= 60
+    served = [f"{r.probe.name}: {r.detail}" for r in results if not r.refused]
+    assert not served, served
+    assert [r.probe.name for r in results if r.status == 429] == []
+    assert _site(f"/files/{published}").status_code == 200  # nothing the probes did changed it
+
+
+def test_results_site_renders_in_chromium(tmp_path: Path) -> None:
+    """Headless Chromium (Debian's) opens the model's page over HTTPS, trusting exactly
+    the site's key: the DOM names the model and holds its plots, and the browser fetched
+    those plots (nginx's access log on the web host, Chromium's user agent)."""
+    pem = ssl.get_server_certificate(("127.0.0.1", SITE_PORT), ca_certs=str(SITE_CA))
+    key = x509.load_pem_x509_certificate(pem.encode()).public_key()
+    spki = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    page = f"{SITE}/models/seattle-weather"
+    shot = tmp_path / "models.png"
+    browser = [
+        "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
+        f"--user-data-dir={tmp_path / 'profile'}", f"--ignore-certificate-errors-spki-list={pin}",
+        "--virtual-time-budget=20000",
+    ]  # fmt: skip
+    dom = subprocess.run(
+        [*browser, "--dump-dom", page], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "seattle-weather" in dom.stdout and "ERR_" not in dom.stdout
+    plots = sorted(
+        set(re.findall(r'<img src="(/plots/models/seattle-weather/[a-z0-9_]+\.png)"', dom.stdout))
+    )
+    assert plots, dom.stdout[:3000]
+    taken = subprocess.run(
+        [*browser, f"--screenshot={shot}", page], capture_output=True, text=True, timeout=120
+    )
+    assert taken.returncode == 0 and shot.is_file(), taken.stderr[-2000:]
+    head = shot.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", head[16:24]) == (1400, 900)
+    print(f"screenshot of {page}: {shot} ({shot.stat().st_size} bytes), plots {plots}")
+    log = sh("docker", "exec", WEB, "cat", "/var/log/nginx/access.log").stdout.splitlines()
+    fetched = {
+        plot for plot in plots for line in log
+        if f"GET {plot} " in line and '" 200 ' in line and "HeadlessChrome" in line
+    }  # fmt: skip
+    assert fetched == set(plots), (plots, log[-20:])
 
 
 def test_second_up_changes_nothing(ngas_env: dict[str, str]) -> None:

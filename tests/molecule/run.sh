@@ -27,9 +27,55 @@ MLPIPE_BASE_IMAGE_REF=$(ansible/scripts/build-base-image.sh)
 export MLPIPE_BASE_IMAGE_REF
 eval "$(python3 ansible/scripts/container_env.py --sh)"
 
+# Scenarios run MOLECULE_JOBS at a time (default 2: each mostly waits on
+# package downloads and on systemd in its containers; every scenario has its
+# own container names and network). Each one's output goes to a log that is
+# printed whole when it ends, so the output stays readable. Longest first (as
+# measured), so that the last one to start is a short one.
+jobs_max=${MOLECULE_JOBS:-2}
+case $jobs_max in '' | *[!0-9]* | 0)
+  echo "test-roles: ERROR: MOLECULE_JOBS=$jobs_max must be a whole number of at least 1" >&2
+  exit 2 ;;
+esac
+order=(ngas pipeline mlflow slurm daliuge webserver firewall docker postgresql mlpipe_package common)
+queue=()
+for r in "${order[@]}"; do
+  for want in "${roles[@]}"; do [ "$want" = "$r" ] && queue+=("$r"); done
+done
+for want in "${roles[@]}"; do
+  case " ${order[*]} " in *" $want "*) ;; *) queue+=("$want") ;; esac
+done
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 passed=0 failed=0 skipped=0
 results=()
-for r in "${roles[@]}"; do
+
+run_one() {  # ROLE: its scenario, output into $logs/ROLE.log, "rc seconds" into $logs/ROLE.rc
+  local r=$1 start rc=0
+  start=$(date +%s)
+  (cd "roles/$r" && MLPIPE_MOLECULE_PREFIX="mlpipe-mol-$r" \
+      molecule -c "$top/tests/molecule/base.yml" test) >"$logs/$r.log" 2>&1 || rc=$?
+  echo "$rc $(( $(date +%s) - start ))" >"$logs/$r.rc"
+}
+
+declare -A pid_role=()
+finish() {  # PID: print the finished scenario's log and count its result
+  local r=${pid_role[$1]} rc secs
+  unset "pid_role[$1]"
+  read -r rc secs <"$logs/$r.rc"
+  echo "=== molecule test: role $r (output follows)"
+  cat "$logs/$r.log"
+  if [ "$rc" -eq 0 ]; then
+    echo "=== molecule test: role $r PASSED in $secs s"
+    results+=("PASSED $r ($secs s)"); passed=$((passed + 1))
+  else
+    echo "=== molecule test: role $r FAILED (exit $rc) in $secs s"
+    results+=("FAILED $r ($secs s)"); failed=$((failed + 1))
+  fi
+}
+
+for r in "${queue[@]}"; do
   skip_reason=""
   if [ -x "roles/$r/molecule/default/skip-unless.sh" ]; then
     skip_reason=$("roles/$r/molecule/default/skip-unless.sh" || true)
@@ -38,14 +84,19 @@ for r in "${roles[@]}"; do
     echo "SKIPPED: role $r: $skip_reason"
     results+=("SKIPPED $r ($skip_reason)"); skipped=$((skipped + 1)); continue
   fi
-  echo "=== molecule test: role $r"
-  start=$(date +%s)
-  if (cd "roles/$r" && MLPIPE_MOLECULE_PREFIX="mlpipe-mol-$r" \
-        molecule -c "$top/tests/molecule/base.yml" test); then
-    results+=("PASSED $r ($(( $(date +%s) - start )) s)"); passed=$((passed + 1))
-  else
-    results+=("FAILED $r ($(( $(date +%s) - start )) s)"); failed=$((failed + 1))
-  fi
+  while [ "${#pid_role[@]}" -ge "$jobs_max" ]; do
+    done_pid=""
+    wait -n -p done_pid "${!pid_role[@]}" || true
+    finish "$done_pid"
+  done
+  echo "=== molecule test: role $r started $(date -u +%H:%M:%S)"
+  run_one "$r" &
+  pid_role[$!]=$r
+done
+while [ "${#pid_role[@]}" -gt 0 ]; do
+  done_pid=""
+  wait -n -p done_pid "${!pid_role[@]}" || true
+  finish "$done_pid"
 done
 
 echo
