@@ -29,8 +29,9 @@ $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@touch $@
 
 # Debian packages the controller needs for lint (installed when missing; root + apt)
-# and the Slurm tests' real Slurm on loopback; as package:command (installed when the command is missing)
-HOST_TOOLS := shellcheck:shellcheck slurm-wlm:sbatch munge:munged slurmdbd:slurmdbd mariadb-server:mariadbd
+# the Slurm tests' real Slurm on loopback and the e2e test's headless browser; as package:command
+# (installed when the command is missing)
+HOST_TOOLS := shellcheck:shellcheck slurm-wlm:sbatch munge:munged slurmdbd:slurmdbd mariadb-server:mariadbd chromium:chromium
 host-tools:
 	@missing=""; for t in $(HOST_TOOLS); do c=$${t#*:}; command -v $$c >/dev/null || test -x /usr/sbin/$$c || missing="$$missing $${t%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -90,7 +91,7 @@ test-unit: $(STAMP) $(DLG_STAMP) host-tools ## Python tests: NGAS client, cache,
 test-roles: $(STAMP) $(TOP)/.vault-pass wheel ## Molecule scenario of every role (ROLE=name runs one)
 	@tests/molecule/run.sh $(ROLE)
 
-test-e2e: $(STAMP) $(TOP)/.vault-pass wheel ## Multi-host tests on the local cluster
+test-e2e: $(STAMP) $(TOP)/.vault-pass wheel host-tools ## Multi-host tests on the local cluster (the results site also in headless Chromium)
 	@ansible/scripts/ensure-docker.sh
 	@pytest tests/e2e $(PYTEST_ARGS)
 
