@@ -28,7 +28,7 @@ $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
 	@touch $@
 
-# Debian packages the controller needs for lint (installed when missing; root + apt)
+# Debian packages the controller needs (installed when missing; root + apt): for lint,
 # the Slurm tests' real Slurm on loopback and the e2e test's headless browser; as package:command
 # (installed when the command is missing)
 HOST_TOOLS := shellcheck:shellcheck slurm-wlm:sbatch munge:munged slurmdbd:slurmdbd mariadb-server:mariadbd chromium:chromium
