@@ -206,6 +206,16 @@ def _admin_password() -> str:
     return _vault("vault_mlflow_admin_password")
 
 
+def _admin_get(path: str, params: dict[str, str]) -> requests.Response:
+    """GET MLflow's REST api/2.0/mlflow/PATH as the admin (published on the loopback)."""
+    return requests.get(
+        f"{MLFLOW}/api/2.0/mlflow/{path}",
+        params=params,
+        auth=("admin", _admin_password()),
+        timeout=30,
+    )
+
+
 def _vault(name: str) -> str:
     """One secret of the local inventory's vault."""
     out = subprocess.run(
@@ -251,21 +261,12 @@ def test_mlflow_answers_and_requires_credentials() -> None:
 def test_demo_pipeline_left_a_production_model_with_artifacts_on_ngas(
     ngas_env: dict[str, str],
 ) -> None:
-    auth = ("admin", _admin_password())
-    alias = requests.get(
-        f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
-        params={"name": "seattle-weather", "alias": "production"},
-        auth=auth,
-        timeout=30,
+    alias = _admin_get(
+        "registered-models/alias", {"name": "seattle-weather", "alias": "production"}
     )
     assert alias.status_code == 200, alias.text
     version = alias.json()["model_version"]
-    run = requests.get(
-        f"{MLFLOW}/api/2.0/mlflow/runs/get",
-        params={"run_id": version["run_id"]},
-        auth=auth,
-        timeout=30,
-    ).json()["run"]
+    run = _admin_get("runs/get", {"run_id": version["run_id"]}).json()["run"]
     metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
     assert 0 < metrics["rmse"] < 10, metrics  # degrees C on held-out days
     # the model's files went through MLflow's proxy into NGAS
@@ -332,12 +333,7 @@ def test_demo_ran_on_a_node_through_its_unit_as_mlpipe() -> None:
 def test_demo_runs_in_mlflow_came_from_the_node() -> None:
     """Every run of the demo was started by the node's mlpipe, none by this machine's."""
     auth = ("admin", _admin_password())
-    exp = requests.get(
-        f"{MLFLOW}/api/2.0/mlflow/experiments/get-by-name",
-        params={"experiment_name": "seattle-weather-pipeline"},
-        auth=auth,
-        timeout=30,
-    )
+    exp = _admin_get("experiments/get-by-name", {"experiment_name": "seattle-weather-pipeline"})
     assert exp.status_code == 200, exp.text
     runs = requests.post(
         f"{MLFLOW}/api/2.0/mlflow/runs/search",
@@ -358,11 +354,8 @@ def test_the_node_used_the_pipeline_account_and_the_reader_only_reads() -> None:
     admin = ("admin", _admin_password())
     creds = _on_worker("cat", "/etc/mlpipe/credentials.env")
     assert 'MLFLOW_TRACKING_USERNAME="pipeline"' in creds.splitlines()
-    exp_id = requests.get(
-        f"{MLFLOW}/api/2.0/mlflow/experiments/get-by-name",
-        params={"experiment_name": "seattle-weather-pipeline"},
-        auth=admin,
-        timeout=30,
+    exp_id = _admin_get(
+        "experiments/get-by-name", {"experiment_name": "seattle-weather-pipeline"}
     ).json()["experiment"]["experiment_id"]
     grants = requests.get(
         f"{MLFLOW}/api/3.0/mlflow/users/permissions/list",
@@ -505,11 +498,8 @@ DLG_SUMMARY = "/var/lib/mlpipe/pipelines/weather-dlg/last-run.json"
 def _runs_of(pipeline_run: str) -> list[dict[str, str]]:
     """The tags of every MLflow run of one pipeline run of the example."""
     auth = ("admin", _admin_password())
-    exp = requests.get(
-        f"{MLFLOW}/api/2.0/mlflow/experiments/get-by-name",
-        params={"experiment_name": "seattle-weather-pipeline"},
-        auth=auth,
-        timeout=30,
+    exp = _admin_get(
+        "experiments/get-by-name", {"experiment_name": "seattle-weather-pipeline"}
     ).json()["experiment"]["experiment_id"]
     found = requests.post(
         f"{MLFLOW}/api/2.0/mlflow/runs/search",
@@ -573,16 +563,47 @@ def test_daliuge_pipeline_runs_on_both_workers_through_its_unit(ngas_env: dict[s
         assert owners and set(owners) == {"mlpipe"}, (worker, owners)
 
     # the model of this run: a version of its own registered model, promoted to production
-    alias = requests.get(
-        f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
-        params={"name": "seattle-weather-dlg", "alias": "production"},
-        auth=("admin", _admin_password()),
-        timeout=30,
+    alias = _admin_get(
+        "registered-models/alias", {"name": "seattle-weather-dlg", "alias": "production"}
     )
     assert alias.status_code == 200, alias.text
     trained = {r["run_id"] for r in runs if r.get("mlpipe.step") == "train"}
     assert alias.json()["model_version"]["run_id"] in trained
     assert models_on_ngas() > before  # its MLmodel went through MLflow's proxy into NGAS
+
+
+SLURM_NODE = TIERS["slurm_node"]["local_host"]
+SLURM_CTL = TIERS["slurm_ctl"]["local_host"]
+TRAIN_SLURM_UNIT = "mlpipe-task@train-slurm.service"  # inventories/local/group_vars/slurm_node.yml
+
+
+def test_training_runs_as_a_slurm_job_through_its_unit(ngas_env: dict[str, str]) -> None:
+    """train-slurm on the Slurm node: its unit (as mlpipe) submits the example's training
+    on the demo's preprocessed data as one sbatch job to slurm_ctl; the accounting shows
+    the job COMPLETED as mlpipe on the node; the model version it registered comes from a
+    run tagged with that job id, and its files went through MLflow's proxy into NGAS."""
+    start = sh("docker", "exec", SLURM_NODE, "systemctl", "start", TRAIN_SLURM_UNIT, check=False)
+    journal = sh(
+        "docker", "exec", SLURM_NODE, "journalctl", "-u", TRAIN_SLURM_UNIT,
+        "-o", "cat", "--no-pager",
+    ).stdout  # fmt: skip
+    print(journal[-4000:])
+    assert start.returncode == 0, start.stderr
+
+    found = _admin_get("model-versions/search", {"filter": "name='seattle-weather-slurm'"})
+    assert found.status_code == 200, found.text
+    newest = max(found.json()["model_versions"], key=lambda v: int(v["version"]))
+    run = _admin_get("runs/get", {"run_id": newest["run_id"]}).json()["run"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags.get("mlpipe.slurm.state") == "COMPLETED", tags
+    job_id = tags["mlpipe.slurm.job_id"]
+    accounted = sh(
+        "docker", "exec", SLURM_CTL, "sacct", "-j", job_id, "-X", "-n", "-P",
+        "-o", "JobID,State,User,NodeList",
+    ).stdout.strip()  # fmt: skip
+    assert accounted == f"{job_id}|COMPLETED|mlpipe|{SLURM_NODE}", accounted
+    stored = [f.file_id for f in _reader(ngas_env).list("mlflow/")]
+    assert any(newest["run_id"] in fid and fid.endswith("/MLmodel") for fid in stored), stored[-20:]
 
 
 # the results site: the web host's 443, published on the loopback (tiers.yml local_port),
@@ -625,11 +646,8 @@ def test_results_site_serves_the_demo_model_and_output_over_https(
     models = _site("/api/models")
     assert models.status_code == 200, models.text[:500]
     by_name = {m["name"]: m for m in models.json()}
-    alias = requests.get(
-        f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
-        params={"name": "seattle-weather", "alias": "production"},
-        auth=("admin", _admin_password()),
-        timeout=30,
+    alias = _admin_get(
+        "registered-models/alias", {"name": "seattle-weather", "alias": "production"}
     ).json()["model_version"]
     assert by_name["seattle-weather"]["alias_version"] == alias["version"], by_name
     assert "strict-transport-security" in models.headers
