@@ -31,7 +31,7 @@ $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 # Debian packages the controller needs (installed when missing; root + apt): for lint,
 # the Slurm tests' real Slurm on loopback and the e2e test's headless browser; as package:command
 # (installed when the command is missing)
-HOST_TOOLS := shellcheck:shellcheck slurm-wlm:sbatch munge:munged slurmdbd:slurmdbd mariadb-server:mariadbd chromium:chromium
+HOST_TOOLS := shellcheck:shellcheck slurm-wlm:sbatch munge:munged slurmdbd:slurmdbd mariadb-server:mariadbd chromium:chromium openssh-server:sshd
 host-tools:
 	@missing=""; for t in $(HOST_TOOLS); do c=$${t#*:}; command -v $$c >/dev/null || test -x /usr/sbin/$$c || missing="$$missing $${t%%:*}"; done; \
 	if [ -n "$$missing" ]; then \

@@ -133,6 +133,16 @@ class SlurmConfig:
     command_timeout: float = 60.0  # s per sbatch/sacct/squeue/scancel call
     unknown_grace: float = 120.0  # s a job may be unknown to sacct and squeue (or sacct fail)
     log_tail: int = 20  # lines of a failed job's log in its error
+    # a remote cluster's login node over SSH ("" = sbatch here); docs/slurm.md
+    host: str = ""
+    user: str = ""  # "" = this user's name
+    port: int = 22
+    key_file: str = ""  # private key (required with host; no agent, no password)
+    jump_host: str = ""  # [user@]host[:port] to go through (ProxyJump), same key and known_hosts
+    known_hosts: str = ""  # the host keys of host (and jump_host); required with host
+    remote_work_dir: str = ""  # on the cluster's shared filesystem; required with host
+    offline: bool = False  # compute nodes cannot reach MLflow/NGAS: stage in, pull back, upload
+    connect_timeout: float = 15.0  # s to connect and authenticate over SSH
 
 
 @dataclasses.dataclass(frozen=True)
@@ -315,6 +325,9 @@ def _validate_slurm(section: SlurmConfig, where: Callable[[str], str]) -> None:
             raise BadInput(f"{where(key)}: must be > 0 seconds, got {getattr(section, key)}")
     if not section.python or section.log_tail < 0:
         raise BadInput(f"{where('python')}: python must be set and log_tail >= 0")
+    from mlpipe.slurm.transport import check_config
+
+    check_config(section, where)
 
 
 def _validate_watch(section: WatchConfig, where: Callable[[str], str]) -> None:

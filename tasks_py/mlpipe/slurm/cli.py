@@ -13,12 +13,12 @@ first word.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mlpipe.errors import BadInput, MlpipeError
+from mlpipe.slurm.transport import LocalTransport, Transport, TransportError
 
 TERMINAL = frozenset(
     {
@@ -73,37 +73,27 @@ class JobState:
 
 
 class SlurmCli:
-    """Runs the Slurm commands; ``timeout`` seconds per command."""
+    """Runs the Slurm commands through ``transport`` (default: here); ``timeout`` s per command."""
 
-    def __init__(self, timeout: float = 60.0) -> None:
+    def __init__(self, timeout: float = 60.0, transport: Transport | None = None) -> None:
         self.timeout = timeout
+        self.transport: Transport = transport or LocalTransport()
 
     def check_installed(self) -> None:
-        missing = [c for c in COMMANDS if shutil.which(c) is None]
+        missing = self.transport.missing(COMMANDS)
         if missing:
+            where = self.transport.where
             raise BadInput(
-                f"--executor slurm: {', '.join(missing)} not found on PATH; run mlpipe on a "
-                "Slurm submit host (Debian package slurm-client) or add the Slurm commands to PATH"
+                f"--executor slurm: {', '.join(missing)} not found on PATH on {where}; run "
+                "mlpipe on a Slurm submit host (Debian package slurm-client), add the Slurm "
+                "commands to PATH, or set [slurm] host to a login node"
             )
 
     def _run(self, cmd: Sequence[str], cwd: str | None = None) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run(
-                list(cmd),
-                capture_output=True,
-                text=True,
-                timeout=self.timeout,
-                cwd=cwd,
-                check=False,
-            )
-        except FileNotFoundError:
-            raise SlurmError(
-                f"{cmd[0]}: command not found (is this a Slurm submit host?)"
-            ) from None
-        except subprocess.TimeoutExpired:
-            raise SlurmError(
-                f"{' '.join(cmd[:2])}: no answer within {self.timeout:.0f}s (is slurmctld up?)"
-            ) from None
+            return self.transport.run(cmd, self.timeout, cwd=cwd)
+        except TransportError as exc:
+            raise SlurmError(str(exc)) from None
 
     @staticmethod
     def _said(proc: subprocess.CompletedProcess[str]) -> str:

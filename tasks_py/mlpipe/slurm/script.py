@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import shlex
 import string
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
@@ -28,6 +28,7 @@ class JobScript:
     resources: Resources
     env_file: str = ""
     upstream: Sequence[Path] = ()
+    env: Mapping[str, str] = field(default_factory=dict)  # exported after env_file (offline)
 
     @property
     def job_file(self) -> Path:
@@ -50,7 +51,7 @@ class JobScript:
         return _JOB_NAME_BAD.sub("_", f"mlpipe-{self.pipeline}-{self.step}")[:120]
 
 
-def _activation(res: Resources, env_file: str) -> str:
+def _activation(res: Resources, env_file: str, env: Mapping[str, str]) -> str:
     lines = []
     if res.modules:
         lines.append("module load " + " ".join(shlex.quote(m) for m in res.modules))
@@ -61,6 +62,8 @@ def _activation(res: Resources, env_file: str) -> str:
         lines.append(f"source {shlex.quote(res.venv + '/bin/activate')}")
     if env_file:
         lines.append(f"set -a; source {shlex.quote(env_file)}; set +a")
+    for key, value in env.items():
+        lines.append(f"export {key}={shlex.quote(value)}")
     return "\n".join(lines)
 
 
@@ -76,7 +79,7 @@ def render(job: JobScript) -> str:
         log=job.log,
         work_dir=job.work_dir,
         sbatch_lines="\n".join(f"#SBATCH {o}" for o in job.resources.sbatch_options()),
-        activate=_activation(job.resources, job.env_file),
+        activate=_activation(job.resources, job.env_file, job.env),
         python=shlex.quote(job.python),
         job_file=shlex.quote(str(job.job_file)),
         outcome_file=shlex.quote(str(job.outcome_file)),

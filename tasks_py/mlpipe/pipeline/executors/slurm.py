@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -37,6 +38,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from mlpipe.config import SlurmConfig
 from mlpipe.errors import BadInput, MlpipeError
+from mlpipe.pipeline.executors import slurm_offline
 from mlpipe.pipeline.executors.base import StepRunner
 from mlpipe.pipeline.plan import Plan
 from mlpipe.pipeline.step import (
@@ -48,6 +50,7 @@ from mlpipe.pipeline.step import (
 )
 from mlpipe.slurm import resources, script
 from mlpipe.slurm.cli import JobState, SlurmCli, SlurmError
+from mlpipe.slurm.transport import TransportError, transport_for
 
 if TYPE_CHECKING:
     from mlpipe.tasks.context import TaskContext
@@ -123,7 +126,9 @@ class SlurmExecutor:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.cli = cli or SlurmCli(config.command_timeout)
+        self.cli = cli or SlurmCli(config.command_timeout, transport_for(config))
+        self.files = self.cli.transport  # where the job files are: here or the login node
+        self.local = Path(config.work_dir) if config.work_dir else None  # staging (offline)
         self.console = console
         self.clock = clock
 
@@ -144,24 +149,49 @@ class SlurmExecutor:
     def run_units(
         self, units: list[_Unit], steps: StepRunner, run_dir: str
     ) -> dict[str, StepOutcome]:
-        """Submit ``units`` (in dependency order) and wait for them; the outcome of each."""
-        work = self._preflight() / run_dir
-        work.mkdir(parents=True, exist_ok=True)
-        base = defaults(self.config)
-        outcomes: dict[str, StepOutcome] = {}
-        jobs: dict[str, _Job] = {}
+        """Submit ``units`` (in dependency order) and wait for them; the outcome of each.
+
+        Offline (``[slurm] offline``), a step is submitted once its producers have
+        ended and their results are uploaded (its inputs are staged from them).
+        """
         try:
-            for unit in units:
-                self._submit_or_skip(unit, base, work, steps, outcomes, jobs)
-            self._wait(jobs, outcomes, steps.ctx)
-        except (KeyboardInterrupt, Exception):
-            # Ctrl-C, or a failure of this process: no submitted job is left running unseen
-            self._cancel_all(jobs, outcomes, steps.ctx)
-            raise
+            work = self._preflight() / run_dir
+            self.files.mkdir(str(work))
+            if self.local is None:
+                self.local = Path(tempfile.mkdtemp(prefix="mlpipe-slurm-"))
+            base = defaults(self.config)
+            outcomes: dict[str, StepOutcome] = {}
+            jobs: dict[str, _Job] = {}
+            try:
+                for unit in units:
+                    self._submit_or_skip(unit, base, work, steps, outcomes, jobs)
+                    if self.config.offline:
+                        self._wait(jobs, outcomes, steps.ctx)
+                self._wait(jobs, outcomes, steps.ctx)
+            except (KeyboardInterrupt, Exception):
+                # Ctrl-C, or a failure of this process: no submitted job is left running unseen
+                self._cancel_all(jobs, outcomes, steps.ctx)
+                raise
+        finally:
+            self.files.close()
         return outcomes
 
     # ----------------------------------------------------------------- submission
     def _preflight(self) -> Path:
+        if self.config.host:
+            remote = self.config.remote_work_dir
+            if self.local is not None and not self.local.is_dir():
+                raise BadInput(
+                    f"[slurm] work_dir {self.local}: not a directory (with host it is the "
+                    "local staging dir); create it or leave it empty (a temporary one)"
+                )
+            if not self.files.is_dir(remote):  # connects: a host key problem stops here
+                raise BadInput(
+                    f"[slurm] remote_work_dir {remote}: not a directory on {self.files.where}; "
+                    "create it on the cluster's shared filesystem"
+                )
+            self.cli.check_installed()
+            return Path(remote)
         if not self.config.work_dir:
             raise BadInput(
                 "[slurm] work_dir (file or env MLPIPE_SLURM_WORK_DIR): not set; give a directory "
@@ -202,6 +232,7 @@ class SlurmExecutor:
             env_file=self.config.env_file,
             upstream=[work / f"{d}.outcome.json" for d in sorted(unit.deps)],
         )
+        job = unit.job
         if not any(d in jobs for d in unit.deps):  # every producer settled here
             try:
                 skipped = steps.unchanged(unit.job.resolve(outcomes))
@@ -212,19 +243,30 @@ class SlurmExecutor:
                 return
             if skipped is not None:
                 outcomes[step] = skipped
-                _write(files.outcome_file, skipped.to_json())
+                self.files.write_text(str(files.outcome_file), skipped.to_json())
                 self._say(f"{step}: unchanged, not submitted")
                 return
-        files.outcome_file.unlink(missing_ok=True)  # from an earlier attempt of this run dir
-        _write(files.job_file, unit.job.to_json())
-        _write(files.path, script.render(files))
+        try:
+            if self.config.offline:
+                job, files = self._stage_offline(unit, files, outcomes, steps.ctx)
+            self.files.remove(str(files.outcome_file))  # from an earlier attempt of this run dir
+            self.files.write_text(str(files.job_file), job.to_json())
+            self.files.write_text(str(files.path), script.render(files))
+        except (TransportError, MlpipeError, OSError) as exc:
+            outcomes[step] = StepOutcome(
+                step,
+                "failed",
+                summary=f"step {step}: {exc}",
+                bad_input=isinstance(exc, BadInput),
+            )
+            return
         after = [jobs[d].job_id for d in sorted(unit.deps) if d in jobs]
         try:
             job_id = self.cli.submit(str(files.path), after, cwd=str(work))
         except SlurmError as exc:
             outcomes[step] = StepOutcome(step, "failed", summary=f"step {step}: {exc}")
             return
-        jobs[step] = _Job(step, unit.job, files, job_id, set(unit.deps))
+        jobs[step] = _Job(step, job, files, job_id, set(unit.deps))
         wait = f" after job(s) {', '.join(after)}" if after else ""
         self._say(f"{step}: submitted as Slurm job {job_id}{wait} (log {files.log})")
 
@@ -319,12 +361,29 @@ class SlurmExecutor:
         note = ""
         try:
             recorded = StepOutcome.from_json(
-                job.files.outcome_file.read_text(), str(job.files.outcome_file)
+                self.files.read_text(str(job.files.outcome_file)), str(job.files.outcome_file)
             )
         except FileNotFoundError:
             pass
-        except (OSError, BadInput) as exc:
+        except (OSError, BadInput, TransportError) as exc:
             note = f"; its outcome file is unreadable: {exc}"
+        if (
+            self.config.offline
+            and state.state == "COMPLETED"
+            and recorded is not None
+            and recorded.status == "ran"
+        ):
+            try:
+                recorded = self._upload_offline(job, recorded, ctx)
+            except Exception as exc:  # noqa: BLE001 - reported as the step's failure
+                return StepOutcome(
+                    step,
+                    "failed",
+                    summary=f"{where} COMPLETED, but its results could not be uploaded "
+                    f"({exc.__class__.__name__}: {exc}); they are kept in "
+                    f"{self._offline_local(job.files)}/out and on the cluster in "
+                    f"{self._offline_remote(job.files)}/out",
+                )
         if state.state == "COMPLETED" and recorded is not None and recorded.status in OK_STATUSES:
             if recorded.status == "ran" and recorded.run_id:
                 self._tag_run(recorded.run_id, job, state)
@@ -343,7 +402,7 @@ class SlurmExecutor:
             text = f"was cancelled ({state.detail}) before it finished"
         exit_text = f", exit code {state.exit_code}" if state.exit_code else ""
         elapsed = f" after {state.elapsed}" if state.elapsed else ""
-        tail = _tail(job.files.log, self.config.log_tail)
+        tail = self._tail(job.files.log)
         log = f"; log {job.files.log}" + (f", last lines:\n{tail}" if tail else " (empty)")
         if recorded is not None and recorded.status == "failed":
             # the step itself failed and said why; the job failed because of it
@@ -416,17 +475,59 @@ class SlurmExecutor:
         for job in live:
             self._mark_failed(job, cancelled, ctx)
 
+    # ----------------------------------------------------------------- offline
+    def _offline_local(self, files: script.JobScript) -> Path:
+        assert self.local is not None  # set by run_units
+        return self.local / files.work_dir.name / f"{files.step}.offline"
+
+    def _offline_remote(self, files: script.JobScript) -> str:
+        return f"{files.work_dir}/{files.step}.offline"
+
+    def _stage_offline(
+        self,
+        unit: _Unit,
+        files: script.JobScript,
+        outcomes: Mapping[str, StepOutcome],
+        ctx: TaskContext,
+    ) -> tuple[StepJob, script.JobScript]:
+        """The job with its inputs filled in and staged; the script with the offline env."""
+        job = unit.job.resolve(outcomes)  # producers have ended and were uploaded
+        slurm_offline.check_task(job)
+        local, remote = self._offline_local(files), self._offline_remote(files)
+        count = slurm_offline.stage_inputs(job, ctx.config, local / "in" / "cache")
+        self.files.put_tree(local / "in", f"{remote}/in")
+        self.files.mkdir(f"{remote}/out")
+        self._say(f"{unit.step}: offline: {count} input file(s) staged to {remote}/in")
+        env = slurm_offline.job_env(ctx.config, remote)
+        return job, replace(files, upstream=(), env=env)
+
+    def _upload_offline(self, job: _Job, outcome: StepOutcome, ctx: TaskContext) -> StepOutcome:
+        local, remote = self._offline_local(job.files), self._offline_remote(job.files)
+        self.files.get_tree(f"{remote}/out", local / "out")
+        done = slurm_offline.upload(outcome, local / "out", f"{remote}/out", ctx.experiment_id)
+        self._say(f"{job.step}: offline: run {outcome.run_id} uploaded as MLflow run {done.run_id}")
+        return done
+
     # ----------------------------------------------------------------- console
+    def _tail(self, path: Path) -> str:
+        lines = self.config.log_tail
+        try:
+            text = self.files.read_text(str(path))
+        except (OSError, TransportError):
+            return ""
+        return "\n".join(text.rstrip("\n").splitlines()[-lines:]) if lines else ""
+
     def _say(self, text: str) -> None:
         print(text, file=self.console or sys.stderr, flush=True)
 
     def _stream(self, job: _Job, final: bool = False) -> None:
         """Print the lines the job's log gained since the last call."""
         try:
-            with job.files.log.open("rb") as fh:
-                fh.seek(job.log_offset)
-                data = fh.read()
-        except FileNotFoundError:
+            data = self.files.read_from(str(job.files.log), job.log_offset)
+        except TransportError as exc:
+            self._say(f"[{job.step} {job.job_id}] (log unreadable: {exc})")
+            return
+        if data is None:
             return
         job.log_offset += len(data)
         text = job.log_rest + data.decode("utf-8", errors="replace")
@@ -435,20 +536,6 @@ class SlurmExecutor:
         for line in lines:
             if line or not final:
                 self._say(f"[{job.step} {job.job_id}] {line}")
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:]) if lines else ""
 
 
 # --------------------------------------------------------------------- one task

@@ -1,0 +1,298 @@
+"""The Slurm executor on a remote cluster's login node over SSH, and offline jobs.
+
+``login_node`` (``tests/slurm/sshd.py``) is a real sshd on loopback whose sessions
+reach the real ``slurm_cluster``; the remote work dir is a directory distinct from
+the local staging dir, so everything the job reads was copied there over SFTP.
+Host key checks, a wrong key and a silent port are tried against real sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from mlpipe.config import load_config
+from mlpipe.errors import BadInput
+from mlpipe.slurm.transport import HostKeyError, SshError, SshTransport
+from procs import free_port
+from slurm.sshd import running_login_node
+
+MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
+
+
+@pytest.fixture(scope="session")
+def login_node(slurm_cluster, tmp_path_factory):
+    """A real sshd on loopback whose sessions submit to ``slurm_cluster``."""
+    with running_login_node(slurm_cluster, tmp_path_factory) as node:
+        yield node
+
+
+def ssh_config(node, **extra: str):
+    env = {
+        "MLPIPE_SLURM_HOST": node.host,
+        "MLPIPE_SLURM_PORT": str(node.port),
+        "MLPIPE_SLURM_USER": node.user,
+        "MLPIPE_SLURM_KEY_FILE": str(node.key_file),
+        "MLPIPE_SLURM_KNOWN_HOSTS": str(node.known_hosts),
+        "MLPIPE_SLURM_REMOTE_WORK_DIR": "/tmp",
+        "MLPIPE_SLURM_CONNECT_TIMEOUT": "3",
+        **extra,
+    }
+    return load_config(env=env).slurm
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MLPIPE_SLURM_HOST": "login1"}, "[slurm] known_hosts (file"),
+        (
+            {"MLPIPE_SLURM_HOST": "login1", "MLPIPE_SLURM_KNOWN_HOSTS": "/k"},
+            "[slurm] key_file (file",
+        ),
+        (
+            {
+                "MLPIPE_SLURM_HOST": "login1",
+                "MLPIPE_SLURM_KNOWN_HOSTS": "/k",
+                "MLPIPE_SLURM_KEY_FILE": "/id",
+                "MLPIPE_SLURM_REMOTE_WORK_DIR": "scratch",
+            },
+            "an absolute path on the cluster",
+        ),
+        ({"MLPIPE_SLURM_REMOTE_WORK_DIR": "/scratch"}, "set only with host"),
+        ({"MLPIPE_SLURM_PORT": "0"}, "a TCP port"),
+        ({"MLPIPE_SLURM_JUMP_HOST": "u@:x", "MLPIPE_SLURM_HOST": "h"}, "[user@]host[:port]"),
+        ({"MLPIPE_SLURM_OFFLINE": "maybe"}, "MLPIPE_SLURM_OFFLINE"),
+    ],
+)
+def test_bad_ssh_settings_name_the_key(env, message):
+    with pytest.raises(BadInput) as err:
+        load_config(env=env)
+    assert message in str(err.value)
+
+
+def test_ssh_settings_from_the_environment():
+    cfg = load_config(
+        env={
+            "MLPIPE_SLURM_HOST": "login1.hpc.example",
+            "MLPIPE_SLURM_PORT": "2222",
+            "MLPIPE_SLURM_KEY_FILE": "/id",
+            "MLPIPE_SLURM_KNOWN_HOSTS": "/k",
+            "MLPIPE_SLURM_JUMP_HOST": "me@gw:2200",
+            "MLPIPE_SLURM_REMOTE_WORK_DIR": "/scratch/me",
+            "MLPIPE_SLURM_OFFLINE": "yes",
+        }
+    ).slurm
+    assert (cfg.host, cfg.port, cfg.jump_host, cfg.offline) == (
+        "login1.hpc.example",
+        2222,
+        "me@gw:2200",
+        True,
+    )
+
+
+def test_an_unknown_host_key_is_refused_and_never_added(login_node, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    t = SshTransport(ssh_config(login_node, MLPIPE_SLURM_KNOWN_HOSTS=str(known)))
+    with pytest.raises(HostKeyError) as err:
+        t.is_dir("/tmp")
+    text = str(err.value)
+    assert f"[127.0.0.1]:{login_node.port}" in text and str(known) in text
+    assert f"ssh-keyscan -p {login_node.port} 127.0.0.1 >> {known}" in text
+    assert known.read_text() == ""  # nothing was added
+
+
+def test_a_changed_host_key_is_refused(login_node, tmp_path):
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True
+    )
+    kind, key = (tmp_path / "other.pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{login_node.port} {kind} {key}\n")
+    t = SshTransport(ssh_config(login_node, MLPIPE_SLURM_KNOWN_HOSTS=str(known)))
+    with pytest.raises(HostKeyError, match="host key CHANGED") as err:
+        t.is_dir("/tmp")
+    assert str(known) in str(err.value)
+
+
+def test_a_wrong_key_is_an_authentication_error(login_node, tmp_path):
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")],
+        check=True,
+    )
+    t = SshTransport(ssh_config(login_node, MLPIPE_SLURM_KEY_FILE=str(tmp_path / "stranger")))
+    with pytest.raises(SshError, match="authentication with \\[slurm\\] key_file"):
+        t.run(["true"], 10)
+
+
+def test_unreachable_or_silent_hosts_fail_within_the_connect_timeout(login_node):
+    closed = free_port()
+    t = SshTransport(ssh_config(login_node, MLPIPE_SLURM_PORT=str(closed)))
+    with pytest.raises(SshError, match="cannot connect"):
+        t.run(["true"], 10)
+    with socket.socket() as silent:  # accepts TCP connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        port = silent.getsockname()[1]
+        t = SshTransport(ssh_config(login_node, MLPIPE_SLURM_PORT=str(port)))
+        start = time.monotonic()
+        with pytest.raises(SshError):
+            t.is_dir("/tmp")
+        assert time.monotonic() - start < 15  # connect_timeout 3 s, not a hang
+
+
+def test_offline_train_over_ssh_uploads_the_run_and_model_version(
+    login_node, slurm_cluster, task_env, weather_raw, tmp_path, monkeypatch
+):
+    """train --via slurm to the login node; the job cannot reach MLflow or NGAS."""
+    from mlpipe.tasks.context import TaskContext
+    from mlpipe.tasks.registry import run_task
+
+    ctx = TaskContext.from_config()
+    raw = run_task("load-raw", {}, {"sources": [str(weather_raw / "seattle-2015.csv")]}, ctx=ctx)
+    pre = run_task("preprocess", {"raw": raw.outputs["raw"]}, {"lags": 2}, ctx=ctx)
+    assert pre.outputs["preprocessed"]
+    name = task_env["MLPIPE_MODEL_NAME"]
+
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir()
+    remote.mkdir()
+    closed = free_port()
+    proxy = f"http://127.0.0.1:{closed}"
+    probe = tmp_path / "probe.txt"
+    # the nodes' settings (as a site's credentials.env): the real servers, behind a proxy
+    # that does not exist, so any HTTP request from the job fails; the job checks it first
+    lines = [f"{k}={v}" for k, v in task_env.items()]
+    lines += [f"{k}={proxy}" for k in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")]
+    lines += ["NO_PROXY=", "no_proxy="]
+    check = (
+        "import sys, urllib.request\n"
+        "try:\n"
+        f"    urllib.request.urlopen({task_env['MLPIPE_MLFLOW_TRACKING_URI']!r}, timeout=5)\n"
+        "    print('reachable')\n"
+        "except OSError as exc:\n"
+        "    print('blocked', exc)\n"
+    )
+    (tmp_path / "check.py").write_text(check)
+    lines.append(f"{sys.executable} {tmp_path / 'check.py'} > {probe} 2>&1")
+    env_file = tmp_path / "node.env"
+    env_file.write_text("\n".join(lines) + "\n")
+    env = {
+        "MLPIPE_SLURM_HOST": login_node.host,
+        "MLPIPE_SLURM_PORT": str(login_node.port),
+        "MLPIPE_SLURM_USER": login_node.user,
+        "MLPIPE_SLURM_KEY_FILE": str(login_node.key_file),
+        "MLPIPE_SLURM_KNOWN_HOSTS": str(login_node.known_hosts),
+        "MLPIPE_SLURM_REMOTE_WORK_DIR": str(remote),
+        "MLPIPE_SLURM_WORK_DIR": str(local),
+        "MLPIPE_SLURM_OFFLINE": "true",
+        "MLPIPE_SLURM_ENV_FILE": str(env_file),
+        "MLPIPE_SLURM_PYTHON": sys.executable,
+        "MLPIPE_SLURM_PARTITION": slurm_cluster.partition,
+        "MLPIPE_SLURM_POLL_INTERVAL": "0.5",
+        "MLPIPE_SLURM_POLL_MAX": "2",
+        "MLPIPE_SLURM_SBATCH_EXTRA": "--export=NONE",
+        # no Slurm command and no SLURM_CONF here: only the login node has them
+        "PATH": str(Path(sys.executable).parent),
+    }
+    submit_env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    data = f"{task_env['MLPIPE_PIPELINE_DATA_PREFIX']}/preprocessed/"
+    proc = subprocess.run(
+        [MLPIPE, "train", data, "--via", "slurm", "-p", "alpha=0.001"],
+        capture_output=True,
+        text=True,
+        env={**submit_env, **env},
+        check=False,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert probe.read_text().startswith("blocked"), probe.read_text()
+    assert "input file(s) staged to" in proc.stderr
+    assert f"train: {name} version 1" in proc.stdout
+    run_id = proc.stdout.split("train: MLflow run ", 1)[1].split()[0]
+
+    client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    run_ = client.get_run(run_id)
+    job_id = run_.data.tags["mlpipe.slurm.job_id"]
+    assert job_id in proc.stderr and run_.data.tags["mlpipe.slurm.state"] == "COMPLETED"
+    assert run_.info.status == "FINISHED"
+    assert run_.data.params["alpha"] == "0.001"
+    assert {"rmse", "rows_train", "rows_heldout"} <= set(run_.data.metrics)
+    assert run_.data.tags["mlpipe.model_version"] == "1"
+    assert run_.data.tags["mlpipe.slurm.offline_run"] != run_id  # the node's own run
+    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert {"model", "eval", "mlpipe", "data.json"} <= artifacts
+    version = client.get_model_version(name, "1")
+    assert version.run_id == run_id and version.tags["mlpipe.run_id"] == run_id
+    outputs = mlflow.artifacts.load_dict(f"runs:/{run_id}/mlpipe/outputs.json")
+    assert outputs == {"model": f"models:/{name}/1"}
+    # the registered model loads from the real server (its files are on NGAS) and predicts
+    model = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    assert model.metadata.signature is not None
+    # the job wrote its run to its own files on the cluster, never to the real server
+    (run_dir,) = remote.iterdir()
+    assert (run_dir / "train.offline" / "out" / "mlflow.db").is_file()
+
+
+def _remote_env(node, slurm_cluster, tmp_path, **extra: str) -> dict[str, str]:
+    remote = tmp_path / "remote"
+    remote.mkdir(exist_ok=True)
+    return {
+        **{k: v for k, v in os.environ.items() if k != "SLURM_CONF"},
+        "MLPIPE_SLURM_HOST": node.host,
+        "MLPIPE_SLURM_PORT": str(node.port),
+        "MLPIPE_SLURM_USER": node.user,
+        "MLPIPE_SLURM_KEY_FILE": str(node.key_file),
+        "MLPIPE_SLURM_KNOWN_HOSTS": str(node.known_hosts),
+        "MLPIPE_SLURM_REMOTE_WORK_DIR": str(remote),
+        "MLPIPE_SLURM_PYTHON": sys.executable,
+        "MLPIPE_SLURM_PARTITION": slurm_cluster.partition,
+        "MLPIPE_SLURM_POLL_INTERVAL": "0.5",
+        "MLPIPE_SLURM_POLL_MAX": "2",
+        "PATH": str(Path(sys.executable).parent),  # no Slurm command here
+        **extra,
+    }
+
+
+def test_a_failing_remote_job_reports_its_state_and_log_tail_over_ssh(
+    login_node, slurm_cluster, task_env, tmp_path
+):
+    # no `module` command on the "cluster": the job fails at once; its log is on the remote side
+    proc = subprocess.run(
+        [MLPIPE, "load-raw", str(tmp_path / "x.csv"), "--via", "slurm"],
+        capture_output=True,
+        text=True,
+        env=_remote_env(login_node, slurm_cluster, tmp_path, MLPIPE_SLURM_MODULES="python/3.11"),
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    # (the exit code only when sacct, not squeue, saw the end first)
+    assert re.search(r"step load-raw: Slurm job \d+ failed", proc.stderr), proc.stderr
+    assert "module: command not found" in proc.stderr  # read back over SFTP
+    (run_dir,) = (tmp_path / "remote").iterdir()
+    assert (run_dir / "load-raw.sbatch").is_file()  # staged over SFTP to the remote work dir
+
+
+def test_offline_refuses_a_task_it_cannot_run_without_the_network(
+    login_node, slurm_cluster, task_env, tmp_path
+):
+    proc = subprocess.run(
+        [MLPIPE, "load-raw", str(tmp_path / "x.csv"), "--via", "slurm"],
+        capture_output=True,
+        text=True,
+        env=_remote_env(login_node, slurm_cluster, tmp_path, MLPIPE_SLURM_OFFLINE="true"),
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "task load-raw cannot run offline yet" in proc.stderr
+    assert "submitted as Slurm job" not in proc.stderr
