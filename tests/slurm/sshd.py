@@ -36,6 +36,10 @@ class LoginNode:
     root: Path
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
+    @property
+    def log(self) -> str:
+        return (self.root / "sshd.log").read_text(errors="replace")
+
     def ssh(self, *cmd: str) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` on the login node with OpenSSH's client (host key checked)."""
         return subprocess.run(
@@ -103,7 +107,8 @@ def running_login_node(slurm_cluster, tmp_path_factory) -> Iterator[LoginNode]:
                 "UsePAM no",
                 "StrictModes no",
                 "X11Forwarding no",
-                "AllowTcpForwarding yes",
+                "AllowTcpForwarding yes",  # a jump host's direct-tcpip channels
+                "LogLevel DEBUG1",  # sshd.log shows them
                 f"SetEnv SLURM_CONF={slurm_cluster.conf}",
                 f"Subsystem sftp {SFTP_SERVER}",
                 "",

@@ -123,6 +123,24 @@ def test_a_changed_host_key_is_refused(login_node, tmp_path):
     assert str(known) in str(err.value)
 
 
+def test_a_jump_host_is_used_and_its_key_checked(login_node, tmp_path):
+    jump = f"{login_node.user}@{login_node.host}:{login_node.port}"  # jumps through itself
+    before = login_node.log.count("direct-tcpip")
+    t = SshTransport(ssh_config(login_node, MLPIPE_SLURM_JUMP_HOST=jump))
+    try:
+        assert t.run(["echo", "via the jump host"], 10).stdout == "via the jump host\n"
+    finally:
+        t.close()
+    assert login_node.log.count("direct-tcpip") > before  # the login node was reached through it
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    t = SshTransport(
+        ssh_config(login_node, MLPIPE_SLURM_JUMP_HOST=jump, MLPIPE_SLURM_KNOWN_HOSTS=str(known))
+    )
+    with pytest.raises(HostKeyError, match="ssh-keyscan"):
+        t.run(["true"], 10)
+
+
 def test_a_wrong_key_is_an_authentication_error(login_node, tmp_path):
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")],
