@@ -179,6 +179,9 @@ def test_offline_train_over_ssh_uploads_the_run_and_model_version(
     pre = run_task("preprocess", {"raw": raw.outputs["raw"]}, {"lags": 2}, ctx=ctx)
     assert pre.outputs["preprocessed"]
     name = task_env["MLPIPE_MODEL_NAME"]
+    # version 1 exists on the server: the job's own registry says 1, the upload must say 2
+    first = run_task("train", {"data": pre.outputs["preprocessed"]}, {}, ctx=ctx)
+    assert first.outputs == {"model": f"models:/{name}/1"}
 
     local, remote = tmp_path / "local", tmp_path / "remote"
     local.mkdir()
@@ -234,7 +237,7 @@ def test_offline_train_over_ssh_uploads_the_run_and_model_version(
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert probe.read_text().startswith("blocked"), probe.read_text()
     assert "input file(s) staged to" in proc.stderr
-    assert f"train: {name} version 1" in proc.stdout
+    assert f"train: {name} version 2" in proc.stdout
     run_id = proc.stdout.split("train: MLflow run ", 1)[1].split()[0]
 
     client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
@@ -244,16 +247,16 @@ def test_offline_train_over_ssh_uploads_the_run_and_model_version(
     assert run_.info.status == "FINISHED"
     assert run_.data.params["alpha"] == "0.001"
     assert {"rmse", "rows_train", "rows_heldout"} <= set(run_.data.metrics)
-    assert run_.data.tags["mlpipe.model_version"] == "1"
+    assert run_.data.tags["mlpipe.model_version"] == "2"
     assert run_.data.tags["mlpipe.slurm.offline_run"] != run_id  # the node's own run
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert {"model", "eval", "mlpipe", "data.json"} <= artifacts
-    version = client.get_model_version(name, "1")
+    version = client.get_model_version(name, "2")
     assert version.run_id == run_id and version.tags["mlpipe.run_id"] == run_id
     outputs = mlflow.artifacts.load_dict(f"runs:/{run_id}/mlpipe/outputs.json")
-    assert outputs == {"model": f"models:/{name}/1"}
+    assert outputs == {"model": f"models:/{name}/2"}
     # the registered model loads from the real server (its files are on NGAS) and predicts
-    model = mlflow.pyfunc.load_model(f"models:/{name}/1")
+    model = mlflow.pyfunc.load_model(f"models:/{name}/2")
     assert model.metadata.signature is not None
     # the job wrote its run to its own files on the cluster, never to the real server
     (run_dir,) = remote.iterdir()

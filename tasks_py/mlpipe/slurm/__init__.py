@@ -2,7 +2,9 @@
 
 ``resources`` (checks and merges the ``[slurm]`` settings and a step's
 ``resources:``), ``script`` (renders ``templates/job.sbatch``), ``cli`` (runs
-``sbatch``/``sacct``/``squeue``/``scancel`` as subprocesses and reads their
-answers). The executor using them is :mod:`mlpipe.pipeline.executors.slurm`.
-This package imports nothing above ``mlpipe.config``.
+``sbatch``/``sacct``/``squeue``/``scancel`` and reads their answers),
+``transport`` (where they run and the job files live: this host, or a remote
+login node over SSH with fabric). The executor using them is
+:mod:`mlpipe.pipeline.executors.slurm`. This package imports nothing above
+``mlpipe.config``.
 """

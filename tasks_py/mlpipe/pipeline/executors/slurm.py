@@ -157,8 +157,6 @@ class SlurmExecutor:
         try:
             work = self._preflight() / run_dir
             self.files.mkdir(str(work))
-            if self.local is None:
-                self.local = Path(tempfile.mkdtemp(prefix="mlpipe-slurm-"))
             base = defaults(self.config)
             outcomes: dict[str, StepOutcome] = {}
             jobs: dict[str, _Job] = {}
@@ -477,7 +475,8 @@ class SlurmExecutor:
 
     # ----------------------------------------------------------------- offline
     def _offline_local(self, files: script.JobScript) -> Path:
-        assert self.local is not None  # set by run_units
+        if self.local is None:  # [slurm] host without work_dir
+            self.local = Path(tempfile.mkdtemp(prefix="mlpipe-slurm-"))
         return self.local / files.work_dir.name / f"{files.step}.offline"
 
     def _offline_remote(self, files: script.JobScript) -> str:

@@ -18,6 +18,7 @@ alone. Tasks that archive NGAS files or read registered models on the node
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -103,8 +104,6 @@ def upload(
     ``experiment_id(name)`` gives the real server's experiment id (created if new).
     """
     import mlflow
-    from mlflow.entities import Metric, Param
-    from mlflow.exceptions import MlflowException
 
     store = f"sqlite:///{local_out}/mlflow.db"
     src = mlflow.MlflowClient(tracking_uri=store, registry_uri=store)
@@ -120,6 +119,25 @@ def upload(
         run_name=old.info.run_name,
     )
     new_id = new.info.run_id
+    try:
+        outcome = _copy_into(src, dst, old, new, outcome, remote_out, local_out)
+    except BaseException:
+        # a half-copied run must not look like a running or finished one
+        with contextlib.suppress(Exception):
+            dst.set_terminated(new_id, "FAILED")
+        raise
+    return outcome
+
+
+def _copy_into(
+    src: Any, dst: Any, old: Any, new: Any, outcome: StepOutcome, remote_out: str, local_out: Path
+) -> StepOutcome:
+    """Copy params, metrics, artifacts and model versions of ``old`` into ``new``."""
+    from mlflow.entities import Metric, Param
+    from mlflow.exceptions import MlflowException
+
+    new_id = new.info.run_id
+    tags = new.data.tags
     params = [Param(k, v) for k, v in old.data.params.items()]
     metrics = [
         Metric(m.key, m.value, m.timestamp, m.step)
