@@ -99,7 +99,7 @@ lint: $(STAMP) $(TOP)/.vault-pass host-tools ## yamllint, ansible-lint (producti
 	@echo "lint: yamllint"; yamllint -s .
 	@echo "lint: ansible-lint (production profile)"; cd ansible && ansible-lint --profile production -q $(TOP)/ansible $(TOP)/roles
 	@echo "lint: ruff"; ruff check tasks_py tests bench ansible roles terraform && ruff format --check tasks_py tests bench ansible roles terraform
-	@echo "lint: mypy --strict (tasks_py/mlpipe)"; mypy --strict tasks_py/mlpipe
+	@echo "lint: mypy --strict (tasks_py/mlpipe)"; mypy --strict --config-file tasks_py/pyproject.toml tasks_py/mlpipe
 	@echo "lint: shellcheck"; { echo .ci/run; git ls-files --cached --others --exclude-standard '*.sh'; } | xargs -d '\n' shellcheck
 	@$(MAKE) lint-terraform
 
