@@ -8,8 +8,10 @@ Host key checks, a wrong key and a silent port are tried against real sockets.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 
 from mlpipe.config import load_config
 from mlpipe.errors import BadInput
@@ -26,6 +29,7 @@ from procs import free_port
 from slurm.sshd import running_login_node
 
 MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
+EXAMPLE_RAW = Path(__file__).resolve().parents[2] / "tasks_py" / "examples" / "weather" / "raw"
 
 
 @pytest.fixture(scope="session")
@@ -167,27 +171,68 @@ def test_unreachable_or_silent_hosts_fail_within_the_connect_timeout(login_node)
         assert time.monotonic() - start < 15  # connect_timeout 3 s, not a hang
 
 
-def test_offline_train_over_ssh_uploads_the_run_and_model_version(
-    login_node, slurm_cluster, task_env, weather_raw, tmp_path, monkeypatch
-):
-    """train --via slurm to the login node; the job cannot reach MLflow or NGAS."""
-    from mlpipe.tasks.context import TaskContext
-    from mlpipe.tasks.registry import run_task
+def _pipeline(tmp_path: Path, tag: str, alpha: float) -> Path:
+    """The example's first steps (one year of data), training as the last."""
+    doc = {
+        "name": f"p-off-{tag}",
+        "experiment": f"pipe-off-{tag}",
+        "outputs": ["trained"],
+        "tasks": {
+            "load": {
+                "task": "load-raw",
+                "params": {"sources": ["raw/seattle-2015.csv"]},
+                "outputs": {"raw": "raw"},
+            },
+            "preprocess": {
+                "task": "preprocess",
+                "inputs": {"raw": "raw"},
+                "params": {"lags": 2},
+                "outputs": {"preprocessed": "data"},
+            },
+            "train": {
+                "task": "train",
+                "inputs": {"data": "data"},
+                "params": {"alpha": alpha},
+                "outputs": {"model": "trained"},
+            },
+        },
+    }
+    path = tmp_path / "pipe" / "pipeline.yaml"
+    path.parent.mkdir(exist_ok=True)
+    if not (path.parent / "raw").exists():
+        shutil.copytree(EXAMPLE_RAW, path.parent / "raw")
+    path.write_text(yaml.safe_dump(doc))
+    return path
 
-    ctx = TaskContext.from_config()
-    raw = run_task("load-raw", {}, {"sources": [str(weather_raw / "seattle-2015.csv")]}, ctx=ctx)
-    pre = run_task("preprocess", {"raw": raw.outputs["raw"]}, {"lags": 2}, ctx=ctx)
-    assert pre.outputs["preprocessed"]
+
+def _pipeline_run(path: Path, executor: str, env: dict[str, str]) -> tuple[dict, str]:
+    proc = subprocess.run(
+        [MLPIPE, "pipeline", "run", str(path), "--executor", executor, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout), proc.stderr
+
+
+def test_offline_training_over_ssh_uploads_the_run_and_model_and_reruns_nothing(
+    login_node, slurm_cluster, task_env, tmp_path
+):
+    """A pipeline's changed train step on the cluster over SSH; the job cannot reach
+    MLflow or NGAS; its unchanged producers are not submitted."""
+    tag = task_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
     name = task_env["MLPIPE_MODEL_NAME"]
-    # version 1 exists on the server: the job's own registry says 1, the upload must say 2
-    first = run_task("train", {"data": pre.outputs["preprocessed"]}, {}, ctx=ctx)
-    assert first.outputs == {"model": f"models:/{name}/1"}
+    # here first: load, preprocess and version 1 of the model on the real servers
+    first, _ = _pipeline_run(_pipeline(tmp_path, tag, 0.0001), "local", dict(os.environ))
+    assert first["steps"]["train"]["outputs"] == {"model": f"models:/{name}/1"}
 
     local, remote = tmp_path / "local", tmp_path / "remote"
     local.mkdir()
     remote.mkdir()
-    closed = free_port()
-    proxy = f"http://127.0.0.1:{closed}"
+    proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     probe = tmp_path / "probe.txt"
     # the nodes' settings (as a site's credentials.env): the real servers, behind a proxy
     # that does not exist, so any HTTP request from the job fails; the job checks it first
@@ -206,61 +251,53 @@ def test_offline_train_over_ssh_uploads_the_run_and_model_version(
     lines.append(f"{sys.executable} {tmp_path / 'check.py'} > {probe} 2>&1")
     env_file = tmp_path / "node.env"
     env_file.write_text("\n".join(lines) + "\n")
-    env = {
-        "MLPIPE_SLURM_HOST": login_node.host,
-        "MLPIPE_SLURM_PORT": str(login_node.port),
-        "MLPIPE_SLURM_USER": login_node.user,
-        "MLPIPE_SLURM_KEY_FILE": str(login_node.key_file),
-        "MLPIPE_SLURM_KNOWN_HOSTS": str(login_node.known_hosts),
-        "MLPIPE_SLURM_REMOTE_WORK_DIR": str(remote),
-        "MLPIPE_SLURM_WORK_DIR": str(local),
-        "MLPIPE_SLURM_OFFLINE": "true",
-        "MLPIPE_SLURM_ENV_FILE": str(env_file),
-        "MLPIPE_SLURM_PYTHON": sys.executable,
-        "MLPIPE_SLURM_PARTITION": slurm_cluster.partition,
-        "MLPIPE_SLURM_POLL_INTERVAL": "0.5",
-        "MLPIPE_SLURM_POLL_MAX": "2",
-        "MLPIPE_SLURM_SBATCH_EXTRA": "--export=NONE",
-        # no Slurm command and no SLURM_CONF here: only the login node has them
-        "PATH": str(Path(sys.executable).parent),
-    }
-    submit_env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
-    data = f"{task_env['MLPIPE_PIPELINE_DATA_PREFIX']}/preprocessed/"
-    proc = subprocess.run(
-        [MLPIPE, "train", data, "--via", "slurm", "-p", "alpha=0.001"],
-        capture_output=True,
-        text=True,
-        env={**submit_env, **env},
-        check=False,
-        timeout=400,
+    env = _remote_env(
+        login_node,
+        slurm_cluster,
+        tmp_path,
+        MLPIPE_SLURM_WORK_DIR=str(local),
+        MLPIPE_SLURM_OFFLINE="true",
+        MLPIPE_SLURM_ENV_FILE=str(env_file),
+        MLPIPE_SLURM_SBATCH_EXTRA="--export=NONE",
     )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    path = _pipeline(tmp_path, tag, 0.001)  # train changed, its producers did not
+    summary, stderr = _pipeline_run(path, "slurm", env)
+    assert summary["counts"] == {"ran": 1, "skipped": 2, "failed": 0, "blocked": 0}, stderr
     assert probe.read_text().startswith("blocked"), probe.read_text()
-    assert "input file(s) staged to" in proc.stderr
-    assert f"train: {name} version 2" in proc.stdout
-    run_id = proc.stdout.split("train: MLflow run ", 1)[1].split()[0]
+    assert "train: offline: 1 input file(s) staged to" in stderr
+    assert "load: unchanged, not submitted" in stderr
+    train = summary["steps"]["train"]
+    assert train["outputs"] == {"model": f"models:/{name}/2"}  # the job's registry said 1
 
-    client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
-    run_ = client.get_run(run_id)
+    mlflow.set_tracking_uri(task_env["MLPIPE_MLFLOW_TRACKING_URI"])  # runs:/ and models:/
+    client = mlflow.MlflowClient()
+    run_ = client.get_run(train["run_id"])
     job_id = run_.data.tags["mlpipe.slurm.job_id"]
-    assert job_id in proc.stderr and run_.data.tags["mlpipe.slurm.state"] == "COMPLETED"
+    assert f"train: submitted as Slurm job {job_id}" in stderr
+    assert run_.data.tags["mlpipe.slurm.state"] == "COMPLETED"
+    assert run_.data.tags["mlpipe.executor"] == "slurm"
     assert run_.info.status == "FINISHED"
     assert run_.data.params["alpha"] == "0.001"
     assert {"rmse", "rows_train", "rows_heldout"} <= set(run_.data.metrics)
     assert run_.data.tags["mlpipe.model_version"] == "2"
-    assert run_.data.tags["mlpipe.slurm.offline_run"] != run_id  # the node's own run
-    artifacts = {a.path for a in client.list_artifacts(run_id)}
+    assert run_.data.tags["mlpipe.slurm.offline_run"] != run_.info.run_id  # the node's own
+    artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
     assert {"model", "eval", "mlpipe", "data.json"} <= artifacts
     version = client.get_model_version(name, "2")
-    assert version.run_id == run_id and version.tags["mlpipe.run_id"] == run_id
-    outputs = mlflow.artifacts.load_dict(f"runs:/{run_id}/mlpipe/outputs.json")
+    assert version.run_id == run_.info.run_id
+    assert version.tags["mlpipe.run_id"] == run_.info.run_id
+    outputs = mlflow.artifacts.load_dict(f"runs:/{run_.info.run_id}/mlpipe/outputs.json")
     assert outputs == {"model": f"models:/{name}/2"}
-    # the registered model loads from the real server (its files are on NGAS) and predicts
-    model = mlflow.pyfunc.load_model(f"models:/{name}/2")
-    assert model.metadata.signature is not None
-    # the job wrote its run to its own files on the cluster, never to the real server
-    (run_dir,) = remote.iterdir()
-    assert (run_dir / "train.offline" / "out" / "mlflow.db").is_file()
+    # the registered model loads from the real server (its files are on NGAS)
+    assert mlflow.pyfunc.load_model(f"models:/{name}/2").metadata.signature is not None
+    # the job wrote its run to its own files on the cluster
+    run_dirs = list(remote.iterdir())
+    assert [(d / "train.offline" / "out" / "mlflow.db").is_file() for d in run_dirs] == [True]
+
+    # the uploaded run is what the next run finds: nothing is submitted
+    again, stderr = _pipeline_run(path, "slurm", env)
+    assert again["counts"]["skipped"] == 3, stderr
+    assert "submitted as Slurm job" not in stderr
 
 
 def _remote_env(node, slurm_cluster, tmp_path, **extra: str) -> dict[str, str]:
