@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -48,6 +49,13 @@ if str(TESTS) not in sys.path:
 from ngas_double import NgasDouble  # noqa: E402
 from procs import free_port, stop_process, wait_until  # noqa: E402
 from slurm.cluster import slurm_cluster  # noqa: E402,F401 (session: a real Slurm on loopback)
+
+# The Ctrl-C tests send SIGINT to mlpipe (in this process and in children). A shell
+# starts a background job (`make test &`, nohup, an `&` in a script) with SIGINT
+# ignored, which Python then leaves ignored and every child inherits: the tests
+# would hang instead of testing the cancellation. Restore the usual handling.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 VENV_BIN = Path(os.path.abspath(sys.executable)).parent
 WEATHER_RAW = TESTS.parent / "tasks_py" / "examples" / "weather" / "raw"
