@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from procs import free_port, wait_until
+from slurm.pipelines import first_steps
 
 TESTS = Path(__file__).resolve().parents[1]
 EXAMPLE = TESTS.parent / "tasks_py" / "examples" / "weather"
@@ -121,17 +122,7 @@ def test_example_pipeline_under_slurm_registers_a_model_and_reruns_nothing(
 FAILING = {
     "outputs": ["production", "predictions"],
     "tasks": {
-        "load": {
-            "task": "load-raw",
-            "params": {"sources": ["raw/seattle-2015.csv"]},
-            "outputs": {"raw": "raw"},
-        },
-        "preprocess": {
-            "task": "preprocess",
-            "inputs": {"raw": "raw"},
-            "params": {"lags": 2},
-            "outputs": {"preprocessed": "data"},
-        },
+        **first_steps(),
         # the slow model plugin outlasts this one-minute limit
         "train": {
             "task": "train",

@@ -26,6 +26,7 @@ from mlpipe.config import load_config
 from mlpipe.errors import BadInput
 from mlpipe.slurm.transport import HostKeyError, SshError, SshTransport
 from procs import free_port
+from slurm.pipelines import first_steps
 from slurm.sshd import running_login_node
 
 MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
@@ -178,17 +179,7 @@ def _pipeline(tmp_path: Path, tag: str, alpha: float) -> Path:
         "experiment": f"pipe-off-{tag}",
         "outputs": ["trained"],
         "tasks": {
-            "load": {
-                "task": "load-raw",
-                "params": {"sources": ["raw/seattle-2015.csv"]},
-                "outputs": {"raw": "raw"},
-            },
-            "preprocess": {
-                "task": "preprocess",
-                "inputs": {"raw": "raw"},
-                "params": {"lags": 2},
-                "outputs": {"preprocessed": "data"},
-            },
+            **first_steps(),
             "train": {
                 "task": "train",
                 "inputs": {"data": "data"},
