@@ -603,7 +603,12 @@ def test_training_runs_as_a_slurm_job_through_its_unit(ngas_env: dict[str, str])
     ).stdout.strip()  # fmt: skip
     assert accounted == f"{job_id}|COMPLETED|mlpipe|{SLURM_NODE}", accounted
     stored = [f.file_id for f in _reader(ngas_env).list("mlflow/")]
-    assert any(newest["run_id"] in fid and fid.endswith("/MLmodel") for fid in stored), stored[-20:]
+    # MLflow 3 stores a logged model under models/<model id>/, not under its run
+    model_id = newest.get("model_id") or newest["source"].rsplit("/", 1)[-1]
+    assert any(f"/models/{model_id}/" in fid and fid.endswith("/MLmodel") for fid in stored), (
+        model_id,
+        stored[-20:],
+    )
 
 
 # the results site: the web host's 443, published on the loopback (tiers.yml local_port),
