@@ -14,6 +14,9 @@ export PYTHONUNBUFFERED := 1
 
 ROLE ?=
 PYTEST_ARGS ?=
+# test-unit's pytest-xdist workers: most unit tests wait on the real servers they start, so two
+# overlap on two cores; the Slurm tests share one worker (tests/conftest.py ONE_WORKER)
+UNIT_JOBS ?= 2
 
 
 .PHONY: help wheel host-tools dlg-venv up down test test-unit test-roles test-e2e lint lint-terraform bench provision destroy venv clean
@@ -86,7 +89,7 @@ test: ## Everything CI checks: lint, unit, roles, end-to-end
 	$(call timed,test-e2e)
 
 test-unit: $(STAMP) $(DLG_STAMP) host-tools ## Python tests: NGAS client, cache, MLflow plugin, tasks, Terraform wiring
-	@pytest tests/unit tests/terraform $(PYTEST_ARGS)
+	@pytest -n $(UNIT_JOBS) tests/unit tests/terraform $(PYTEST_ARGS)
 
 test-roles: $(STAMP) $(TOP)/.vault-pass wheel ## Molecule scenario of every role (ROLE=name runs one)
 	@tests/molecule/run.sh $(ROLE)

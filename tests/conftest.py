@@ -57,6 +57,32 @@ from slurm.cluster import slurm_cluster  # noqa: E402,F401 (session: a real Slur
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# `make test-unit` runs pytest-xdist workers (Makefile UNIT_JOBS). Tests are handed
+# out one at a time, except that every test of these files goes to one worker: one real
+# Slurm per host (munged's socket is host-wide), started once. (xdist's own
+# `--dist loadgroup` does not group under pytest 9: it renames item._nodeid, which
+# pytest 9 no longer reads.)
+ONE_WORKER = {
+    "tests/unit/test_slurm_executor.py": "slurm",
+    "tests/unit/test_slurm_remote.py": "slurm",
+}
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return ONE_WORKER.get(nodeid.split("::", 1)[0], nodeid)
+
+    return _Scheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The one-worker tests first: the longest chain starts while the rest spread."""
+    items.sort(key=lambda item: item.nodeid.split("::", 1)[0] not in ONE_WORKER)
+
+
 VENV_BIN = Path(os.path.abspath(sys.executable)).parent
 WEATHER_RAW = TESTS.parent / "tasks_py" / "examples" / "weather" / "raw"
 

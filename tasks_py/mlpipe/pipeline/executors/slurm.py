@@ -103,6 +103,7 @@ class _Job:
     state: str = ""
     log_offset: int = 0
     log_rest: str = ""
+    ended_unaccounted: float | None = None  # when squeue showed the end sacct had not recorded
 
 
 @dataclass(frozen=True)
@@ -317,6 +318,13 @@ class SlurmExecutor:
                     self._say(f"{step}: Slurm job {job.job_id} {state.detail or state.state}")
                 if not state.terminal:
                     continue
+                if state.source == "squeue":
+                    # the job ended before slurmdbd recorded it (a busy controller): wait for
+                    # sacct's exit code and elapsed time, up to unknown_grace, then go without
+                    job.ended_unaccounted = job.ended_unaccounted or self.clock()
+                    if self.clock() - job.ended_unaccounted < self.config.unknown_grace:
+                        changed = True  # sacct has it within moments: poll again soon
+                        continue
                 self._stream(job, final=True)
                 outcome = self._finish(job, state, ctx)
                 outcomes[step] = outcome
