@@ -163,7 +163,28 @@ def _hash(job: StepJob, ctx: TaskContext) -> str:
         sources = job.params.get("sources") or []
         sources = [sources] if isinstance(sources, str) else list(sources)
         extra["sources"] = sources_digest(sources, Path(job.params.get("base_dir") or "."))
+    for param in spec.ngas_params:
+        if job.params.get(param):
+            extra[f"ngas:{param}"] = _ngas_listing(ctx, job.params[param])
     return step_hash(job.task, job.params, job.inputs, resolve_model, extra)
+
+
+def _ngas_listing(ctx: TaskContext, value: Any) -> Any:
+    """``[[id, checksum]]`` of the NGAS files named by ``value`` now (ids, prefixes ending /).
+
+    A prefix with no files or an unknown id is left to the task to report; an
+    NGAS failure raises (the step is neither skipped nor run on an unknown listing).
+    """
+    from mlpipe.tasks.filesets import resolve
+
+    specs = [value] if isinstance(value, str) else value
+    if not isinstance(specs, list) or not all(isinstance(s, str) and s for s in specs):
+        return f"unresolved:{specs}"
+    try:
+        files = resolve(ctx.ngas, specs, "listing")
+    except BadInput:
+        return f"unresolved:{specs}"
+    return [[f["id"], str(f.get("checksum", ""))] for f in files]
 
 
 def last_success(job: StepJob, digest: str, ctx: TaskContext) -> str | None:

@@ -76,7 +76,9 @@ def validate(pipeline: Pipeline, plugin: ModelPlugin | None, given: Collection[s
         except BadInput as exc:
             report.errors.append(f"{where}: {exc}")
             continue
-        problems = check_params(spec, step.params, plugin) + check_inputs(spec, step.inputs)
+        problems = check_params(spec, step.params, plugin) + check_inputs(
+            spec, step.inputs, step.params
+        )
         report.errors += [f"{where}: {p}" for p in problems]
         for slot, data in step.inputs.items():
             consumed.add(data)

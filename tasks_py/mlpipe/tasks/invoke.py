@@ -35,15 +35,23 @@ def check_params(
     return problems
 
 
-def check_inputs(spec: TaskSpec, slots: Mapping[str, Any]) -> list[str]:
-    """Problems with the input slots given to ``spec`` (unknown or missing), as messages."""
+def check_inputs(
+    spec: TaskSpec, slots: Mapping[str, Any], params: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Problems with the input slots given to ``spec`` (unknown or missing), as messages.
+
+    A required slot may be left out when the parameter standing in for it
+    (``spec.input_params``) is among ``params``.
+    """
     known = ", ".join(spec.inputs) or "none"
     problems = [f"unknown input {s!r}; known: {known}" for s in slots if s not in spec.inputs]
-    problems += [
-        f"needs input {slot!r}"
-        for slot, required in spec.inputs.items()
-        if required and slot not in slots
-    ]
+    for slot, required in spec.inputs.items():
+        instead = spec.input_params.get(slot)
+        if not required or slot in slots or (instead and (params or {}).get(instead)):
+            continue
+        problems.append(
+            f"needs input {slot!r}" + (f" (or parameter {instead!r})" if instead else "")
+        )
     return problems
 
 
@@ -69,7 +77,7 @@ def run_spec(
     ctx = options.get("ctx") or TaskContext.from_config()
     inputs, params = dict(inputs or {}), dict(params or {})
     problems = check_params(spec, params, ctx.plugin)
-    problems += [f"task {spec.name} {p}" for p in check_inputs(spec, inputs)]
+    problems += [f"task {spec.name} {p}" for p in check_inputs(spec, inputs, params)]
     if problems:
         raise BadInput("; ".join(problems))
     with as_mlpipe_errors(f"task {spec.name}"):

@@ -70,6 +70,11 @@ class TaskSpec:
     ``local_sources``: parameter ``sources`` names local files, relative to
     ``base_dir`` (a pipeline sets it to the pipeline file's directory); their
     bytes are part of what the task depends on.
+    ``input_params``: a required input slot that a parameter may stand in for
+    (``{"data": "data_prefixes"}``: either is enough).
+    ``ngas_params``: parameters naming NGAS ids or prefixes ending ``/`` that the
+    task lists when it starts; the files there now (ids and checksums) are part
+    of what the task depends on.
     """
 
     name: str
@@ -82,6 +87,8 @@ class TaskSpec:
     plugin_params: Callable[[ModelPlugin], Mapping[str, Any]] | None = None
     default_model: bool = False
     local_sources: bool = False
+    input_params: Mapping[str, str] = field(default_factory=dict)
+    ngas_params: tuple[str, ...] = ()
 
     @property
     def doc(self) -> str:
