@@ -746,6 +746,58 @@ def test_second_up_changes_nothing(ngas_env: dict[str, str]) -> None:
     assert _demo_unit()["Result"] == "success"
 
 
+RETRAIN_UNIT = "mlpipe-pipeline@weather-retrain"
+
+
+def _production(model: str) -> str:
+    got = _admin_get("registered-models/alias", {"name": model, "alias": "production"})
+    assert got.status_code == 200, got.text
+    return str(got.json()["model_version"]["version"])
+
+
+def test_scheduled_retraining_runs_through_its_timer_unit() -> None:
+    """The first worker's Persistent timer schedules weather-retrain; its unit (run now, after
+    the second up: it may move production) continues production on the preprocessed file the
+    lineage did not use, then gates it: the verdict and the figures are tagged on the new
+    version. A second run finds nothing new and registers nothing."""
+    timer = _on_worker(
+        "systemctl", "show", f"{RETRAIN_UNIT}.timer", "-p", "ActiveState", "-p", "Persistent",
+    ).split()  # fmt: skip
+    assert sorted(timer) == ["ActiveState=active", "Persistent=yes"], timer
+    champion = _production("seattle-weather")
+
+    def versions() -> list[dict[str, object]]:
+        found = _admin_get("model-versions/search", {"filter": "name='seattle-weather'"})
+        assert found.status_code == 200, found.text
+        return sorted(found.json()["model_versions"], key=lambda v: int(v["version"]))
+
+    before = len(versions())
+    start = sh(
+        "docker", "exec", WORKER, "systemctl", "start", f"{RETRAIN_UNIT}.service", check=False
+    )
+    journal = _on_worker("journalctl", "-u", f"{RETRAIN_UNIT}.service", "-o", "cat", "--no-pager")
+    print(journal[-4000:])
+    assert start.returncode == 0, start.stderr
+    after = versions()
+    assert len(after) == before + 1, after
+    new = _admin_get(
+        "model-versions/get", {"name": "seattle-weather", "version": str(after[-1]["version"])}
+    ).json()["model_version"]
+    tags = {t["key"]: t["value"] for t in new.get("tags", [])}
+    assert tags.get("mlpipe.parent_version") == champion, tags
+    verdict = tags.get("mlpipe.promotion", "")
+    assert verdict.startswith(("promoted: rmse", "refused: rmse")), tags
+    now = _production("seattle-weather")
+    assert now == (str(new["version"]) if verdict.startswith("promoted") else champion)
+
+    again = sh(
+        "docker", "exec", WORKER, "systemctl", "start", f"{RETRAIN_UNIT}.service", check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert len(versions()) == len(after)  # nothing new since the new version's lineage
+    assert _production("seattle-weather") == now
+
+
 def test_failed_demo_fails_up_with_the_nodes_journal(ngas_env: dict[str, str]) -> None:
     """A demo run that fails makes the play fail, showing the end of the node's journal.
 
