@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mlpipe import __version__
-from mlpipe.commands import cache, config, ngas, pipeline, tasks, watch, web
+from mlpipe.commands import cache, config, ngas, pipeline, serve, tasks, watch, web
 from mlpipe.errors import EXIT_BAD_INPUT, run_guarded
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -28,6 +28,7 @@ COMMANDS: tuple[Register, ...] = (
     pipeline.register,
     web.register,
     watch.register,
+    serve.register,
 )
 
 

@@ -168,6 +168,22 @@ class WatchConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServeConfig:
+    """``[serve]``: ``mlpipe serve``, a registered model's alias over HTTP (docs/serve.md)."""
+
+    model: str = ""  # the registered model served ("" = [model] name)
+    alias: str = ""  # the alias followed ("" = [model] alias)
+    host: str = "127.0.0.1"  # address to bind: the loopback unless a site says otherwise
+    port: int = 8100
+    poll_interval: float = 10.0  # seconds between two looks at the alias
+    poll_max: float = 300.0  # the retry delay doubles up to this while MLflow fails
+    check_input: str = ""  # scoring JSON a new version must answer ("" = its own input example)
+    max_body: ByteSize = ByteSize(1024**2)  # largest request body (413 beyond)
+    max_concurrency: int = 64  # connections and requests at once (503 beyond)
+    access_log: bool = False  # one log line per request
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The effective configuration. Each field is one TOML section."""
 
@@ -179,6 +195,7 @@ class Config:
     daliuge: DaliugeConfig = dataclasses.field(default_factory=DaliugeConfig)
     slurm: SlurmConfig = dataclasses.field(default_factory=SlurmConfig)
     watch: WatchConfig = dataclasses.field(default_factory=WatchConfig)
+    serve: ServeConfig = dataclasses.field(default_factory=ServeConfig)
     source: str = dataclasses.field(default="defaults", compare=False)
 
 
@@ -287,6 +304,8 @@ def _validate(name: str, section: object, path: Path) -> None:
         _validate_slurm(section, where)
     if isinstance(section, WatchConfig):
         _validate_watch(section, where)
+    if isinstance(section, ServeConfig):
+        validate_serve(section, where)
     if isinstance(section, DaliugeConfig):
         parts = urlsplit(section.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -341,6 +360,20 @@ def _validate_watch(section: WatchConfig, where: Callable[[str], str]) -> None:
         raise BadInput(
             f"{where('name')}: letters, digits, _ . - (it names a file), got {section.name!r}"
         )
+
+
+def validate_serve(section: ServeConfig, where: Callable[[str], str]) -> None:
+    if not 0 < section.port < 65536:
+        raise BadInput(f"{where('port')}: a TCP port 1-65535, got {section.port}")
+    if section.poll_interval <= 0 or section.poll_max < section.poll_interval:
+        raise BadInput(
+            f"{where('poll_interval')}: poll_interval must be > 0 seconds and poll_max >= it, "
+            f"got {section.poll_interval} and {section.poll_max}"
+        )
+    if section.max_body < 1 or section.max_concurrency < 1:
+        raise BadInput(f"{where('max_body')}: max_body and max_concurrency must be >= 1")
+    if not section.host.strip():
+        raise BadInput(f"{where('host')}: an address to bind, e.g. 127.0.0.1")
 
 
 def config_path(env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
