@@ -156,13 +156,12 @@ def run_check(loaded: LoadedModel, check: Check, local: str) -> None:
     what = f"model {loaded.name} version {loaded.version}"
     document = check.document
     if document is None:
-        text = loaded.model.metadata.get_serving_input(local)
-        if not text:
+        document = _example_request(loaded, local)
+        if document is None:
             raise VersionRefused(
                 f"{what} has no input example to check it with; log it with one or name a "
                 "request in [serve] check_input"
             )
-        document = json.loads(text)
     try:
         data, params = scoring.parse_json(document, loaded.schema)
         answer = scoring.jsonable(loaded.predict(data, params))
@@ -183,3 +182,19 @@ def run_check(loaded: LoadedModel, check: Check, local: str) -> None:
         raise VersionRefused(
             f"{what} fails its check ({check.source}): {bad} prediction(s) are NaN or infinite"
         )
+
+
+def _example_request(loaded: LoadedModel, local: str) -> dict[str, Any] | None:
+    """The version's serving input example (``serving_input_example.json``), else its input
+    example as ``dataframe_split``; None when it was logged without one."""
+    import pandas as pd
+
+    metadata = loaded.model.metadata
+    text = metadata.get_serving_input(local)
+    if text:
+        document = json.loads(text)
+        return document if isinstance(document, dict) else None
+    example = metadata.load_input_example(local)
+    if isinstance(example, pd.DataFrame) and not example.empty:
+        return {"dataframe_split": json.loads(example.to_json(orient="split", index=False))}
+    return None
