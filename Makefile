@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 UNIT_JOBS ?= 2
 
 
-.PHONY: help wheel host-tools dlg-venv up down test test-unit test-roles test-e2e lint lint-terraform bench provision destroy venv clean
+.PHONY: help wheel host-tools dlg-venv up down test test-unit test-roles test-e2e lint lint-yaml lint-ansible lint-python lint-types lint-shell lint-terraform bench provision destroy venv clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -98,13 +98,27 @@ test-e2e: $(STAMP) $(TOP)/.vault-pass wheel host-tools ## Multi-host tests on th
 	@ansible/scripts/ensure-docker.sh
 	@pytest tests/e2e $(PYTEST_ARGS)
 
+# the linters run LINT_JOBS at a time (make -j), each one's output printed whole when
+# it ends (--output-sync); -k: every linter runs and reports even when one fails
+LINT_JOBS ?= 2
+LINTERS := lint-ansible lint-types lint-yaml lint-python lint-shell lint-terraform
 lint: $(STAMP) $(TOP)/.vault-pass host-tools ## yamllint, ansible-lint (production), ruff, mypy --strict, shellcheck, terraform fmt + checkov
+	@$(MAKE) -k -j $(LINT_JOBS) --output-sync=target $(LINTERS)
+
+lint-yaml: $(STAMP)
 	@echo "lint: yamllint"; yamllint -s .
+
+lint-ansible: $(STAMP) $(TOP)/.vault-pass
 	@echo "lint: ansible-lint (production profile)"; cd ansible && ansible-lint --profile production -q $(TOP)/ansible $(TOP)/roles
+
+lint-python: $(STAMP)
 	@echo "lint: ruff"; ruff check tasks_py tests bench ansible roles terraform && ruff format --check tasks_py tests bench ansible roles terraform
+
+lint-types: $(STAMP)
 	@echo "lint: mypy --strict (tasks_py/mlpipe)"; mypy --strict --config-file tasks_py/pyproject.toml tasks_py/mlpipe
+
+lint-shell: host-tools
 	@echo "lint: shellcheck"; { echo .ci/run; git ls-files --cached --others --exclude-standard '*.sh'; } | xargs -d '\n' shellcheck
-	@$(MAKE) lint-terraform
 
 lint-terraform: $(STAMP) ## terraform fmt -check and checkov (offline)
 	@tests/terraform/lint.sh
