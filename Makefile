@@ -89,14 +89,14 @@ test: ## Everything CI checks: lint, unit, roles, end-to-end
 	$(call timed,test-e2e)
 
 test-unit: $(STAMP) $(DLG_STAMP) host-tools ## Python tests: NGAS client, cache, MLflow plugin, tasks, Terraform wiring
-	@pytest -n $(UNIT_JOBS) tests/unit tests/terraform $(PYTEST_ARGS)
+	@pytest -n $(UNIT_JOBS) --durations=15 tests/unit tests/terraform $(PYTEST_ARGS)
 
 test-roles: $(STAMP) $(TOP)/.vault-pass wheel ## Molecule scenario of every role (ROLE=name runs one)
 	@tests/molecule/run.sh $(ROLE)
 
 test-e2e: $(STAMP) $(TOP)/.vault-pass wheel host-tools ## Multi-host tests on the local cluster (the results site also in headless Chromium)
 	@ansible/scripts/ensure-docker.sh
-	@pytest tests/e2e $(PYTEST_ARGS)
+	@pytest --durations=0 tests/e2e $(PYTEST_ARGS)
 
 # the linters run LINT_JOBS at a time (make -j), each one's output printed whole when
 # it ends (--output-sync); -k: every linter runs and reports even when one fails

@@ -302,3 +302,33 @@ def test_ngas_failure_during_the_selection_is_an_error_not_nothing_new(
     code, report = run_json(path, capsys)
     assert code == 0, report
     assert report["steps"]["retrain"]["outputs"] == {"model": f"models:/{name}/2"}
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        ("GET", r"/mlflow-artifacts/artifacts\?path=.*eval"),  # the listing
+        ("GET", r"/mlflow-artifacts/artifacts/.*heldout\.csv"),  # the file
+    ],
+    ids=["listing", "download"],
+)
+def test_mlflow_5xx_reading_the_heldout_rows_is_an_error_not_a_missing_file(
+    task_env, weather_raw, failing
+):
+    """The gate reads the challenger's held-out rows; a 5xx there fails the promotion
+    (exit 1, naming what it read), never "the run has no held-out rows" (exit 2)."""
+    ctx = TaskContext.from_config()
+    name = task_env["MLPIPE_MODEL_NAME"]
+    client = mlflow.MlflowClient()
+    champion(ctx, weather_raw, name)
+    run_task("train", {"data": preprocessed(ctx, weather_raw, 2014)}, {}, ctx=ctx)
+    challenger_run = client.get_model_version(name, "2").run_id
+    with FaultyProxy(task_env["MLPIPE_MLFLOW_TRACKING_URI"]) as proxy:
+        proxy.fail = failing
+        env = {**os.environ, **FAST, "MLPIPE_MLFLOW_TRACKING_URI": proxy.url}
+        proc = mlpipe("promote", name, "2", "--if-better", "rmse", env=env)
+    assert proxy.failed >= 1
+    assert proc.returncode == 1, proc.stderr
+    assert f"reading the held-out rows of run {challenger_run}" in proc.stderr, proc.stderr
+    assert "has no eval/heldout.csv" not in proc.stderr and "Traceback" not in proc.stderr
+    assert production(client, name) == "1"

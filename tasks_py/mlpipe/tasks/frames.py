@@ -38,10 +38,21 @@ def log_heldout(frame: pd.DataFrame) -> None:
         mlflow.log_artifact(str(path), artifact_path=str(Path(HELDOUT_ARTIFACT).parent))
 
 
-def load_heldout(run_id: str) -> pd.DataFrame:
+def load_heldout(run_id: str) -> pd.DataFrame | None:
+    """The held-out rows ``run_id`` logged; None only if its artifacts list none.
+
+    Read from the run's artifact location itself, not through ``runs:/``, where
+    MLflow reports every failure (a 503 too) as "does not exist": here the
+    listing says whether the file is there, and any failure raises.
+    """
+    where = str(mlflow.MlflowClient().get_run(run_id).info.artifact_uri).rstrip("/")
+    folder = str(Path(HELDOUT_ARTIFACT).parent)
+    listed = mlflow.artifacts.list_artifacts(artifact_uri=f"{where}/{folder}")
+    if not any(Path(f.path).name == Path(HELDOUT_ARTIFACT).name for f in listed):
+        return None
     with tempfile.TemporaryDirectory(prefix="mlpipe-eval-") as tmp:
         local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=HELDOUT_ARTIFACT, dst_path=tmp
+            artifact_uri=f"{where}/{HELDOUT_ARTIFACT}", dst_path=tmp
         )
         return pd.read_csv(local)
 

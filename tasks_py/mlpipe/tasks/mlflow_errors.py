@@ -117,8 +117,12 @@ def unless_absent(what: str, call: Callable[[], T]) -> T | None:
 
 @contextlib.contextmanager
 def as_mlpipe_errors(what: str) -> Iterator[None]:
-    """Every MLflow failure (even "does not exist") as :class:`MlflowFailed` (exit code 1)."""
+    """Every MLflow failure (even "does not exist") as :class:`MlflowFailed` (exit code 1).
+
+    Artifact downloads and listings raise ``requests`` errors of their own (a 5xx as
+    ``HTTPError``): those too.
+    """
     try:
         yield
-    except MlflowException as exc:
+    except (MlflowException, requests.RequestException) as exc:
         raise translate(exc, what) from exc

@@ -51,14 +51,15 @@ class GateRefused(MlpipeError):
 
 def _eval_frame(ctx: TaskContext, params: Mapping[str, Any], challenger_run: str) -> pd.DataFrame:
     from mlpipe.tasks import filesets, frames
-    from mlpipe.tasks.mlflow_errors import unless_absent
+    from mlpipe.tasks.mlflow_errors import as_mlpipe_errors
 
     if params.get("eval_data"):
         ids = params["eval_data"]
         ids = [ids] if isinstance(ids, str) else list(ids)
         return frames.load(ctx, filesets.resolve(ctx.ngas, ids, "eval_data"), "eval_data")
     what = f"promote: reading the held-out rows of run {challenger_run}"
-    frame = unless_absent(what, lambda: frames.load_heldout(challenger_run))
+    with as_mlpipe_errors(what):  # absent is None; any failure (a 5xx too) is an error
+        frame = frames.load_heldout(challenger_run)
     if frame is None:
         raise BadInput(
             f"promote: run {challenger_run} of the challenger has no {frames.HELDOUT_ARTIFACT}; "
