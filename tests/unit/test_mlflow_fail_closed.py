@@ -7,19 +7,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import mlflow
 import pytest
-import requests
 
+from http_faults import FaultyProxy
 from mlpipe.tasks.context import TaskContext
 from mlpipe.tasks.registry import run_task
 
@@ -120,59 +117,6 @@ def test_stopped_server_is_unreachable_and_the_alias_stays(mlflow_server_factory
     # the same database behind a new server: nothing was changed
     again = mlflow_server_factory("restarted", store=first.store)
     assert production(mlflow.MlflowClient(again.url), name) == "1"
-
-
-class FaultyProxy:
-    """Forwards HTTP to a real MLflow server, answering 503 to ``fail`` = (method, path regex)."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.rstrip("/")
-        self.fail: tuple[str, str] | None = None
-        self.failed = 0
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-                return None
-
-            def _forward(self) -> None:
-                fail = proxy.fail
-                if fail and self.command == fail[0] and re.search(fail[1], self.path):
-                    proxy.failed += 1
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower() not in ("host", "content-length", "connection")
-                }
-                resp = requests.request(
-                    self.command, proxy.upstream + self.path, headers=headers, data=body, timeout=60
-                )
-                self.send_response(resp.status_code)
-                for k, v in resp.headers.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(resp.content)))
-                self.end_headers()
-                self.wfile.write(resp.content)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> FaultyProxy:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
