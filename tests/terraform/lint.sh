@@ -50,7 +50,7 @@ stamp=$venv/.installed
 if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ]; then
   echo "lint-terraform: installing checkov into $venv (first use only)"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$req"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-compile -r "$req"
   touch "$stamp"
 fi
 echo "lint-terraform: checkov (terraform framework, offline)"
