@@ -174,7 +174,16 @@ def main() -> int:
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
             "GIT_PYTHON_REFRESH": "quiet",
         }
-        os.environ.update({k: env[k] for k in ("MLPIPE_CONFIG", "MLPIPE_CACHE_DIR")})
+        os.environ.update(
+            {
+                k: env[k]
+                for k in (
+                    "MLPIPE_CONFIG",
+                    "MLPIPE_CACHE_DIR",
+                    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR",
+                )
+            }
+        )
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         start(
