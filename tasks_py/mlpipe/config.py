@@ -38,6 +38,7 @@ ByteSize = NewType("ByteSize", int)
 
 CacheMode = Literal["auto", "good", "bad", "offline"]
 CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
+ErrorMetric = Literal["rmse", "mae"]
 SECRET_WORDS = ("token", "password", "secret")
 
 
@@ -184,6 +185,29 @@ class ServeConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MonitorConfig:
+    """``[monitor]``: ``mlpipe monitor run``, the erosion monitor (docs/pipeline.md)."""
+
+    model: str = ""  # the registered model monitored ("" = [model] name)
+    experiments: str = ""  # experiments whose infer runs are batches, comma-separated ("" = all)
+    truth_prefixes: str = ""  # NGAS prefixes of the truth files ("" = <data_prefix>/preprocessed/)
+    key: str = "date"  # the column joining predictions and truth
+    target: str = "target"  # the truth column of the truth files
+    prediction: str = ""  # the prediction column ("" = the one named predicted*)
+    features: str = ""  # drift features, comma-separated ("" = the model plugin's features)
+    bins: int = 10  # PSI bins: quantiles of the training data
+    error_metric: ErrorMetric = "rmse"  # the error compared with error_threshold
+    error_threshold: float = 0.0  # above it: retrain (0 = the error triggers nothing)
+    psi_threshold: float = 0.25  # largest feature PSI above it: retrain (0 = drift triggers nothing)
+    min_coverage: float = 1.0  # share of a batch's rows with truth before it is evaluated
+    lookback_days: float = 30.0  # infer runs started this long ago or later are batches
+    retrain_unit: str = ""  # systemd unit started with systemctl start --no-block
+    retrain_command: str = ""  # else this command, started in the background
+    min_interval: float = 3600.0  # seconds from one trigger to the next
+    state_dir: Path = Path("/var/lib/mlpipe/monitor")  # <model>.json: the pending retrain
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """The effective configuration. Each field is one TOML section."""
 
@@ -196,6 +220,7 @@ class Config:
     slurm: SlurmConfig = dataclasses.field(default_factory=SlurmConfig)
     watch: WatchConfig = dataclasses.field(default_factory=WatchConfig)
     serve: ServeConfig = dataclasses.field(default_factory=ServeConfig)
+    monitor: MonitorConfig = dataclasses.field(default_factory=MonitorConfig)
     source: str = dataclasses.field(default="defaults", compare=False)
 
 
@@ -306,6 +331,8 @@ def _validate(name: str, section: object, path: Path) -> None:
         _validate_watch(section, where)
     if isinstance(section, ServeConfig):
         validate_serve(section, where)
+    if isinstance(section, MonitorConfig):
+        validate_monitor(section, where)
     if isinstance(section, DaliugeConfig):
         parts = urlsplit(section.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -374,6 +401,48 @@ def validate_serve(section: ServeConfig, where: Callable[[str], str]) -> None:
         raise BadInput(f"{where('max_body')}: max_body and max_concurrency must be >= 1")
     if not section.host.strip():
         raise BadInput(f"{where('host')}: an address to bind, e.g. 127.0.0.1")
+
+
+UNIT_RE = re.compile(r"^[A-Za-z0-9:_.@\-]+\.service$")
+
+
+def split_names(text: str) -> list[str]:
+    """``"a, b c"`` -> ``["a", "b", "c"]`` (comma- or blank-separated config lists)."""
+    return [part for part in re.split(r"[,\s]+", text) if part]
+
+
+def validate_monitor(section: MonitorConfig, where: Callable[[str], str]) -> None:
+    import shlex
+
+    if section.bins < 2:
+        raise BadInput(f"{where('bins')}: at least 2 bins, got {section.bins}")
+    for key in ("error_threshold", "psi_threshold", "min_interval"):
+        if getattr(section, key) < 0:
+            raise BadInput(f"{where(key)}: must be >= 0, got {getattr(section, key)}")
+    if not 0 < section.min_coverage <= 1:
+        raise BadInput(
+            f"{where('min_coverage')}: a share above 0 and at most 1, got {section.min_coverage}"
+        )
+    if section.lookback_days <= 0:
+        raise BadInput(f"{where('lookback_days')}: must be > 0, got {section.lookback_days}")
+    if not section.key.strip() or not section.target.strip():
+        raise BadInput(f"{where('key')}: [monitor] key and target name columns; not empty")
+    if section.retrain_unit and section.retrain_command:
+        raise BadInput(
+            f"{where('retrain_unit')} and {where('retrain_command')}: set one of them, not both"
+        )
+    if section.retrain_unit and not UNIT_RE.match(section.retrain_unit):
+        raise BadInput(
+            f"{where('retrain_unit')}: a systemd service unit like "
+            f"mlpipe-pipeline@weather-retrain.service, got {section.retrain_unit!r}"
+        )
+    if section.retrain_command:
+        try:
+            words = shlex.split(section.retrain_command)
+        except ValueError as exc:
+            raise BadInput(f"{where('retrain_command')}: not a command line ({exc})") from None
+        if not words:
+            raise BadInput(f"{where('retrain_command')}: empty command")
 
 
 def config_path(env: Mapping[str, str] | None = None) -> tuple[Path, bool]:
