@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mlpipe import __version__
-from mlpipe.commands import cache, config, ngas, pipeline, serve, tasks, watch, web
+from mlpipe.commands import cache, compare, config, ngas, pipeline, serve, tasks, watch, web
 from mlpipe.errors import EXIT_BAD_INPUT, run_guarded
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -26,6 +26,7 @@ COMMANDS: tuple[Register, ...] = (
     cache.register,
     tasks.register,
     pipeline.register,
+    compare.register,
     web.register,
     watch.register,
     serve.register,
