@@ -303,3 +303,107 @@ def test_refused_login_is_exit_1_never_not_found(mlflow_server_factory, tmp_path
     assert proc.returncode == 1, proc.stderr
     assert "refused the login of user 'admin' (HTTP 401)" in proc.stderr, proc.stderr
     assert "no registered model" not in proc.stderr
+
+
+# ------------------------------------------------------- the results site
+def _site(env: dict[str, str], work: Path, trained: Trained) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = work / f"web-{port}.log"
+    proc = subprocess.Popen(
+        [MLPIPE, "web", "serve", "--port", str(port), "--refresh", "0"]
+        + ["--experiment", trained.experiment, "--model", trained.name],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(
+        lambda: requests.get(f"{url}/healthz", timeout=5).status_code == 200,
+        "mlpipe web serve",
+        proc,
+        log=log,
+    )
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def site(trained: Trained, tmp_path_factory) -> Iterator[str]:
+    env = {**os.environ, **trained.env}
+    proc, url = _site(env, tmp_path_factory.mktemp("compare-web"), trained)
+    try:
+        yield url
+    finally:
+        stop_process(proc)
+
+
+def test_site_compares_two_versions_as_the_cli_does(trained: Trained, site: str, capsys) -> None:
+    name = trained.name
+    page = f"/models/{name}/compare/production/2"
+    got = requests.get(f"{site}/api{page}", timeout=60)
+    assert got.status_code == 200, got.text
+    doc = got.json()
+    code, out, err = cli(capsys, f"{name}@production", f"{name}/2", "--format", "json")
+    assert code == 0, err
+    cli_doc = json.loads(out)
+    for role in ("champion", "challenger"):
+        links = doc[role].pop("plot_links")
+        assert links == {
+            p: f"/plots/models/{name}/versions/{doc[role]['version']}/artifacts/{p}"
+            for p in cli_doc[role]["plots"]
+        }
+    assert doc == cli_doc
+    html = requests.get(site + page, timeout=60)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    assert "alpha <strong>differs</strong>" in html.text
+    for version, path in ((1, SHARED), (2, SHARED), (2, ONLY_V2)):
+        src = f"/plots/models/{name}/versions/{version}/artifacts/{path}"
+        assert f'<img src="{src}"' in html.text
+        image = requests.get(site + src, timeout=60)
+        assert image.status_code == 200
+        assert image.content == trained.plots[(str(version), path)]
+        assert image.headers["content-type"] == (
+            "image/svg+xml" if path.endswith(".svg") else "image/png"
+        )
+    # the model page links each other version to its comparison with production
+    model = requests.get(f"{site}/models/{name}", timeout=60).text
+    assert f'href="/models/{name}/compare/production/2"' in model
+    assert f'href="/models/{name}/compare/production/1"' not in model
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/models/{name}/compare/production/9",  # no such version
+        "/api/models/{name}/compare/staging/2",  # alias not set
+        "/api/models/{name}/compare/..%2f..%2fx/2",
+        "/api/models/not-published/compare/production/2",
+        "/plots/models/{name}/versions/1/artifacts/" + ONLY_V2,  # version 2's only
+        "/plots/models/{name}/versions/2/artifacts/data.json",  # not a plot
+        "/plots/models/{name}/versions/2/artifacts/eval/heldout.csv",
+        "/plots/models/{name}/versions/2/artifacts/plots/../data.png",
+        "/plots/models/{name}/versions/9/artifacts/" + SHARED,
+    ],
+)
+def test_site_unknown_versions_and_unlisted_artifacts_are_404(
+    trained: Trained, site: str, path: str
+) -> None:
+    got = requests.get(site + path.format(name=trained.name), timeout=60)
+    assert got.status_code == 404, (path, got.status_code, got.text[:300])
+
+
+def test_site_answers_502_when_mlflow_fails_never_404(trained: Trained, tmp_path: Path) -> None:
+    with FaultyProxy(trained.env["MLPIPE_MLFLOW_TRACKING_URI"]) as proxy:
+        proxy.fail = ("GET", r"/model-versions/get|/mlflow-artifacts/artifacts")
+        env = {**os.environ, **trained.env, **FAST, "MLPIPE_MLFLOW_TRACKING_URI": proxy.url}
+        proc, url = _site(env, tmp_path, trained)
+        try:
+            name = trained.name
+            for path in (
+                f"/api/models/{name}/compare/production/2",
+                f"/plots/models/{name}/versions/2/artifacts/{SHARED}",
+            ):
+                got = requests.get(url + path, timeout=120)
+                assert got.status_code == 502, (path, got.status_code, got.text[:300])
+        finally:
+            stop_process(proc)
+    assert proxy.failed >= 2

@@ -5,11 +5,16 @@ Pages (each also JSON under ``/api/...`` or with ``Accept: application/json``)::
     /                      what is published
     /models                registered models: aliases, newest version, metrics
     /models/{name}         versions with metrics and lineage, metric-by-version plots
+    /models/{name}/compare/{champion}/{challenger}
+                           two versions (numbers or aliases) side by side: params, metrics,
+                           training data, plots
     /runs                  runs of the published experiments
     /runs/{run_id}         params, metrics, lineage tags, outputs, predicted-vs-actual plot
     /outputs               published inference outputs with download links
     /files/{file_id}       download of a published file (Range, Content-Length)
     /plots/models/{name}/{metric}.png|svg, /plots/runs/{run_id}/predicted.png|svg
+    /plots/models/{name}/versions/{version}/artifacts/{path}
+                           a plot artifact (png, svg, jpg, gif) of a version's training run
     /healthz               liveness (answers without asking MLflow)
 
 Only GET and HEAD are accepted (anything else: 405 before any route runs).
@@ -46,6 +51,13 @@ SECURITY_HEADERS = {
 }
 MAX_HEADER_BYTES = 16 * 1024  # all request headers together (nginx allows less)
 MAX_TARGET_BYTES = 4096  # path and query
+ARTIFACT_IMAGES = {
+    "png": "image/png",
+    "svg": "image/svg+xml",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+}
 UNAVAILABLE = "the results backend is unavailable; try again later"
 
 
@@ -146,6 +158,18 @@ def create_app(catalog: Catalog) -> Starlette:
                 pages.model,
             ),
         ),
+        (
+            "/models/{name}/compare/{champion}/{challenger}",
+            page(
+                lambda r: (
+                    f"Model {param(r, 'name')}: {param(r, 'champion')} vs {param(r, 'challenger')}"
+                ),
+                lambda r: catalog.comparison(
+                    param(r, "name"), param(r, "champion"), param(r, "challenger")
+                ),
+                pages.comparison,
+            ),
+        ),
         ("/runs", page(lambda r: "Runs", lambda r: catalog.runs(), pages.runs)),
         (
             "/runs/{run_id}",
@@ -188,6 +212,14 @@ def create_app(catalog: Catalog) -> Starlette:
         points = catalog.metric_over_versions(name, metric)
         return image(plots.metric_over_versions(name, metric, points, fmt), fmt)
 
+    def version_plot(request: Request) -> Response:
+        path = param(request, "path")
+        media = ARTIFACT_IMAGES.get(path.rsplit(".", 1)[-1].lower())
+        if media is None:
+            raise NotPublished(f"plot {path!r}: not an image")
+        body = catalog.version_plot(param(request, "name"), param(request, "version"), path)
+        return Response(body, media_type=media, headers={"cache-control": "public, max-age=60"})
+
     def run_plot(request: Request) -> Response:
         fmt = plot_format(request)
         run_id = param(request, "run_id")
@@ -228,6 +260,7 @@ def create_app(catalog: Catalog) -> Starlette:
     routes += [
         Route("/files/{file_id:path}", download),
         Route("/plots/models/{name}/{metric}.{fmt}", model_plot),
+        Route("/plots/models/{name}/versions/{version}/artifacts/{path:path}", version_plot),
         Route("/plots/runs/{run_id}/predicted.{fmt}", run_plot),
     ]
     handlers: Mapping[Any, Any] = {

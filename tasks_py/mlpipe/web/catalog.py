@@ -37,9 +37,10 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
 from mlpipe.config import Config, load_config
-from mlpipe.errors import MlpipeError
+from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.storage import BadFileId, NgasError, ReadCache
 from mlpipe.storage.ngas import validate_file_id
+from mlpipe.tasks import compare
 from mlpipe.tasks.mlflow_errors import is_not_found, translate
 from mlpipe.tasks.runs import OUTPUTS_ARTIFACT, TAG_TASK
 from mlpipe.web.settings import WebSettings
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 VERSION_RE = re.compile(r"^[1-9][0-9]{0,8}$")
+ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,63}$")
 INFER_TASK = "infer"
 PREDICTIONS = "predictions"
 WEB_MLFLOW_HTTP = {
@@ -436,6 +438,12 @@ class Catalog:
                         "tags": _mlpipe_tags(tags),
                     }
                 )
+            shown = aliases.get(self.settings.alias)
+            for v in versions:
+                other = shown and shown != v["version"]
+                v["compare"] = (
+                    f"/models/{name}/compare/{self.settings.alias}/{v['version']}" if other else ""
+                )
             metrics = sorted({m for v in versions for m in v["metrics"]})
             return {
                 "name": name,
@@ -493,3 +501,70 @@ class Catalog:
             if metric in v["metrics"]
         ]
         return sorted(points)
+
+    # ---------------------------------------------------------- comparison
+    def _side_ref(self, name: str, given: str) -> str:
+        """``NAME/VERSION`` or ``NAME@ALIAS`` for a path segment (anything else: 404)."""
+        if VERSION_RE.match(given):
+            return f"{name}/{given}"
+        if ALIAS_RE.match(given):
+            return f"{name}@{given}"
+        raise NotPublished(f"model {name!r}: {given!r} is neither a version nor an alias")
+
+    def _compared(self, what: str, make: Callable[[], T]) -> T:
+        """``make()``; unknown model/version/alias -> NotPublished, a failure -> Unavailable."""
+        try:
+            return make()
+        except BadInput as exc:
+            raise NotPublished(f"{what}: {exc}") from exc
+        except MlpipeError as exc:
+            raise Unavailable(f"{what}: {exc}") from exc
+
+    def _version_side(self, name: str, version: str) -> compare.Side:
+        self._check_model(name)
+        if not VERSION_RE.match(version):
+            raise NotPublished(f"model {name!r}: {version!r} is not a version")
+        return self._fresh(
+            f"side:{name}/{version}",
+            lambda: self._compared(
+                f"model {name} version {version}",
+                lambda: compare.side(self.client, "version", f"{name}/{version}"),
+            ),
+        )
+
+    def comparison(self, name: str, champion: str, challenger: str) -> dict[str, Any]:
+        """Two versions of a published model side by side (:mod:`mlpipe.tasks.compare`),
+        with the site paths of their plots."""
+        self._check_model(name)
+        refs = (self._side_ref(name, champion), self._side_ref(name, challenger))
+
+        def make() -> dict[str, Any]:
+            what = f"comparing {refs[0]} with {refs[1]}"
+            result = self._compared(what, lambda: compare.compare(self.client, *refs))
+            out = result.as_dict()
+            for role, item in (
+                (compare.CHAMPION, result.champion),
+                (compare.CHALLENGER, result.challenger),
+            ):
+                out[role]["plot_links"] = {
+                    path: f"/plots/models/{name}/versions/{item.version}/artifacts/{path}"
+                    for path in item.plots
+                }
+            return out
+
+        return self._fresh(f"compare:{refs[0]}:{refs[1]}", make)
+
+    def version_plot(self, name: str, version: str, path: str) -> bytes:
+        """A plot artifact of the training run of ``name`` version ``version``: only one its
+        artifact listing names as a plot."""
+        item = self._version_side(name, version)
+        if path not in item.plots:
+            raise NotPublished(f"model {name} version {version}: no plot {path!r}")
+        with tempfile.TemporaryDirectory(prefix="mlpipe-web-plot-") as tmp:
+            local = self._compared(
+                f"model {name} version {version}",
+                lambda: compare.download_plot(item, path, Path(tmp)),
+            )
+            if local.stat().st_size > self.settings.max_plot_bytes:
+                raise NotPublished(f"model {name} version {version}: plot {path!r} too large")
+            return local.read_bytes()

@@ -107,9 +107,15 @@ def model(data: Mapping[str, Any]) -> str:
     rows = []
     for v in data["versions"]:
         run = v["run_id"]
+        link = v.get("compare", "")
         rows.append(
             [
-                _e(v["version"]),
+                _e(v["version"])
+                + (
+                    f' <a href="{_href(link)}">compare with {_e(link.split("/")[-2])}</a>'
+                    if link
+                    else ""
+                ),
                 _e(", ".join(v["aliases"])),
                 _e(v["created"]),
                 f'<a href="{_href("/runs/" + run)}"><code>{_e(run[:12])}</code></a>' if run else "",
@@ -185,6 +191,90 @@ def run(data: Mapping[str, Any]) -> str:
     parts += ["<h2>Lineage</h2>", _kv(data["tags"])]
     if data["outputs"]:
         parts += ["<h2>Outputs</h2>", outputs_table(data["outputs"])]
+    return "".join(parts)
+
+
+def _side_head(side: Mapping[str, Any]) -> list[str]:
+    run = side["run_id"]
+    return [
+        _e(side["role"]),
+        _e(f"v{side['version']}") + (f" ({_e(side['alias'])})" if side["alias"] else ""),
+        f'<a href="{_href("/runs/" + run)}"><code>{_e(run[:12])}</code></a>' if run else "none",
+        _e(side["created"]),
+        _e(" <- ".join(side["lineage"])),
+        _e("not recorded" if side["data"] is None else f"{len(side['data'])} file(s)"),
+    ]
+
+
+def _change(value: object) -> str:
+    return f"{value:+.4g}" if isinstance(value, float) else "-"
+
+
+def comparison(data: Mapping[str, Any]) -> str:
+    a, b = data["champion"], data["challenger"]
+    parts = [
+        _table(
+            ["", "version", "run", "registered", "lineage", "training data"],
+            [_side_head(a), _side_head(b)],
+        ),
+        "<h2>Metrics</h2>",
+    ]
+    dash = '<span class="muted">-</span>'
+    metrics = [
+        [_e(m["name"]), _num(m["champion"]) if m["champion"] is not None else dash]
+        + [_num(m["challenger"]) if m["challenger"] is not None else dash, _change(m["change"])]
+        for m in data["metrics"]
+    ]
+    parts.append(_table(["metric", "champion", "challenger", "change"], metrics))
+    parts.append("<h2>Parameters</h2>")
+    params = [
+        [
+            _e(p["name"])
+            + ("" if p["champion"] == p["challenger"] else " <strong>differs</strong>"),
+            _e(p["champion"]) if p["champion"] is not None else dash,
+            _e(p["challenger"]) if p["challenger"] is not None else dash,
+        ]
+        for p in data["params"]
+    ]
+    parts.append(_table(["parameter", "champion", "challenger"], params))
+    parts.append("<h2>Training data</h2>")
+    split = data["data"]
+    if split is None:
+        parts.append('<p class="muted">Not recorded for at least one of the two versions.</p>')
+    else:
+        parts.append(
+            _table(
+                ["used by", "files"],
+                [
+                    [
+                        _e(who),
+                        _e(len(split[key]))
+                        + "".join(f"<br><code>{_e(k)}</code>" for k in split[key][:50]),
+                    ]
+                    for who, key in (
+                        ("both", "both"),
+                        ("the champion only", "champion"),
+                        ("the challenger only", "challenger"),
+                    )
+                ],
+            )
+        )
+    parts.append("<h2>Plots</h2>")
+    if not data["plots"]:
+        parts.append('<p class="muted">Neither run has plot artifacts.</p>')
+    rows = []
+    for plot in data["plots"]:
+        cells = [f"<code>{_e(plot['path'])}</code>"]
+        for side in (a, b):
+            link = side["plot_links"].get(plot["path"])
+            cells.append(
+                f'<img src="{_href(link)}" alt="{_e(side["role"])} {_e(plot["path"])}" width="480">'
+                if link
+                else dash
+            )
+        rows.append(cells)
+    if rows:
+        parts.append(_table(["plot", "champion", "challenger"], rows))
     return "".join(parts)
 
 
