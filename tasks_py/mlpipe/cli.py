@@ -14,7 +14,18 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mlpipe import __version__
-from mlpipe.commands import cache, compare, config, ngas, pipeline, serve, tasks, watch, web
+from mlpipe.commands import (
+    cache,
+    compare,
+    config,
+    monitor,
+    ngas,
+    pipeline,
+    serve,
+    tasks,
+    watch,
+    web,
+)
 from mlpipe.errors import EXIT_BAD_INPUT, run_guarded
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -30,6 +41,7 @@ COMMANDS: tuple[Register, ...] = (
     web.register,
     watch.register,
     serve.register,
+    monitor.register,
 )
 
 

@@ -198,7 +198,7 @@ class MonitorConfig:
     bins: int = 10  # PSI bins: quantiles of the training data
     error_metric: ErrorMetric = "rmse"  # the error compared with error_threshold
     error_threshold: float = 0.0  # above it: retrain (0 = the error triggers nothing)
-    psi_threshold: float = 0.25  # largest feature PSI above it: retrain (0 = drift triggers nothing)
+    psi_threshold: float = 0.25  # largest feature PSI above it: retrain (0 = drift never does)
     min_coverage: float = 1.0  # share of a batch's rows with truth before it is evaluated
     lookback_days: float = 30.0  # infer runs started this long ago or later are batches
     retrain_unit: str = ""  # systemd unit started with systemctl start --no-block
