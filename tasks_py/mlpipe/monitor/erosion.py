@@ -42,6 +42,7 @@ import numpy as np
 from mlpipe.config import MonitorConfig, split_names
 from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.monitor import psi
+from mlpipe.monitor.names import DRIFT, MONITOR_TASK, threshold_metric
 from mlpipe.monitor.trigger import Decision, TriggerState
 from mlpipe.tasks import filesets, frames, lineage
 from mlpipe.tasks.mlflow_errors import as_mlpipe_errors
@@ -56,19 +57,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MONITOR_TASK = "monitor"
 INFER_TASK = "infer"
 TAG_MODEL = "mlpipe.model_name"
 TAG_VERSION = "mlpipe.model_version"
 TAG_MONITOR_RUN = "mlpipe.monitor_run"
 TAG_MONITOR = "mlpipe.monitor"
-DRIFT = "psi_max"
-FIGURES = ("psi_max", "rmse", "mae")  # what the results site plots over time
-
-
-def threshold_metric(figure: str) -> str:
-    """The metric holding the threshold in force for ``figure``."""
-    return f"{figure}_threshold"
 
 
 @dataclass(frozen=True)

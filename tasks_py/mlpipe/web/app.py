@@ -15,6 +15,9 @@ Pages (each also JSON under ``/api/...`` or with ``Accept: application/json``)::
     /plots/models/{name}/{metric}.png|svg, /plots/runs/{run_id}/predicted.png|svg
     /plots/models/{name}/versions/{version}/artifacts/{path}
                            a plot artifact (png, svg, jpg, gif) of a version's training run
+    /monitor/{name}        the erosion monitor of a model: error and drift over time
+    /plots/monitor/{run_id}/{figure}.png|svg
+                           a monitor run's psi_max, rmse or mae by batch time, with the threshold
     /healthz               liveness (answers without asking MLflow)
 
 Only GET and HEAD are accepted (anything else: 405 before any route runs).
@@ -180,6 +183,14 @@ def create_app(catalog: Catalog) -> Starlette:
             ),
         ),
         ("/outputs", page(lambda r: "Inference outputs", outputs_data, pages.outputs_table)),
+        (
+            "/monitor/{name}",
+            page(
+                lambda r: f"Erosion monitor: {param(r, 'name')}",
+                lambda r: catalog.monitor(param(r, "name")),
+                pages.monitor,
+            ),
+        ),
     ]
 
     def download(request: Request) -> Response:
@@ -227,6 +238,13 @@ def create_app(catalog: Catalog) -> Starlette:
         title = f"run {run_id[:12]}: {column} ({len(actual)} rows)"
         return image(plots.predicted_vs_actual(title, actual, predicted, fmt), fmt)
 
+    def monitor_plot(request: Request) -> Response:
+        fmt = plot_format(request)
+        run_id, figure = param(request, "run_id"), param(request, "figure")
+        model, points, threshold = catalog.monitor_series(run_id, figure)
+        title = f"{model}: {figure} by batch ({len(points)} batches)"
+        return image(plots.figure_over_time(title, figure, points, threshold, fmt), fmt)
+
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -262,6 +280,7 @@ def create_app(catalog: Catalog) -> Starlette:
         Route("/plots/models/{name}/{metric}.{fmt}", model_plot),
         Route("/plots/models/{name}/versions/{version}/artifacts/{path:path}", version_plot),
         Route("/plots/runs/{run_id}/predicted.{fmt}", run_plot),
+        Route("/plots/monitor/{run_id}/{figure}.{fmt}", monitor_plot),
     ]
     handlers: Mapping[Any, Any] = {
         NotPublished: not_published,

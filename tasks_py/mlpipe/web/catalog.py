@@ -38,6 +38,8 @@ from mlflow.exceptions import MlflowException
 
 from mlpipe.config import Config, load_config
 from mlpipe.errors import BadInput, MlpipeError
+from mlpipe.monitor.names import FIGURES as MONITOR_FIGURES
+from mlpipe.monitor.names import MONITOR_TASK, threshold_metric
 from mlpipe.storage import BadFileId, NgasError, ReadCache
 from mlpipe.storage.ngas import validate_file_id
 from mlpipe.tasks import compare
@@ -568,3 +570,60 @@ class Catalog:
             if local.stat().st_size > self.settings.max_plot_bytes:
                 raise NotPublished(f"model {name} version {version}: plot {path!r} too large")
             return local.read_bytes()
+
+    # ------------------------------------------------------------- erosion
+    def monitor(self, name: str) -> dict[str, Any]:
+        """The erosion monitor runs of model ``name`` (one per published experiment it ran
+        for): their latest figures, the thresholds and the site paths of their plots."""
+        self._check_model(name)
+
+        def make() -> dict[str, Any]:
+            flt = f"tags.`{TAG_TASK}` = '{MONITOR_TASK}' and tags.`mlpipe.model_name` = '{name}'"
+            runs = []
+            for run in self._search(flt):
+                metrics = run.data.metrics
+                shown = [f for f in MONITOR_FIGURES if f in metrics]
+                runs.append(
+                    {
+                        "run_id": run.info.run_id,
+                        "experiment": self.experiments().get(str(run.info.experiment_id), ""),
+                        "latest": {f: metrics[f] for f in shown},
+                        "thresholds": {
+                            f: metrics[threshold_metric(f)]
+                            for f in shown
+                            if threshold_metric(f) in metrics
+                        },
+                        "plots": [f"/plots/monitor/{run.info.run_id}/{f}.png" for f in shown],
+                    }
+                )
+            return {"name": name, "runs": runs}
+
+        return self._fresh(f"monitor:{name}", make)
+
+    def monitor_series(
+        self, run_id: str, figure: str
+    ) -> tuple[str, list[tuple[int, float]], list[tuple[int, float]]]:
+        """(model, figure's (step, value) points, its threshold's points) of a monitor run;
+        steps are the batch times in milliseconds since the epoch."""
+        if figure not in MONITOR_FIGURES:
+            raise NotPublished(f"monitor figure {figure!r}: one of {', '.join(MONITOR_FIGURES)}")
+        run = self._get_run(run_id)
+        model = run.data.tags.get("mlpipe.model_name", "")
+        if run.data.tags.get(TAG_TASK) != MONITOR_TASK:
+            raise NotPublished(f"run {run_id}: not a monitor run")
+        self._check_model(model)
+
+        def history(key: str) -> list[tuple[int, float]]:
+            found = self._call(
+                f"reading {key} of run {run_id}",
+                functools.partial(self.client.get_metric_history, run_id, key),
+            )
+            return sorted((int(m.step), float(m.value)) for m in found)
+
+        def make() -> tuple[str, list[tuple[int, float]], list[tuple[int, float]]]:
+            return model, history(figure), history(threshold_metric(figure))
+
+        series = self._fresh(f"monitor-series:{run_id}:{figure}", make)
+        if not series[1]:
+            raise NotPublished(f"run {run_id}: no {figure} logged")
+        return series

@@ -97,6 +97,10 @@ def model(data: Mapping[str, Any]) -> str:
         parts.append(f"<p>{_e(data['description'])}</p>")
     aliases = ", ".join(f"{_e(a)} &rarr; v{_e(v)}" for a, v in data["aliases"].items())
     parts.append(f"<p>Aliases: {aliases or 'none'}</p>")
+    parts.append(
+        f'<p><a href="{_href("/monitor/" + data["name"])}">erosion monitor</a> '
+        "(error and drift of the inference batches over time)</p>"
+    )
     for plot in data["plots"]:
         metric = plot.rsplit("/", 1)[-1].rsplit(".", 1)[0]
         parts.append(
@@ -275,6 +279,38 @@ def comparison(data: Mapping[str, Any]) -> str:
         rows.append(cells)
     if rows:
         parts.append(_table(["plot", "champion", "challenger"], rows))
+    return "".join(parts)
+
+
+def monitor(data: Mapping[str, Any]) -> str:
+    """The erosion monitor of a model: per monitor run (experiment), each figure by batch
+    time with its threshold line."""
+    parts = [
+        f'<p>Model <a href="{_href("/models/" + data["name"])}">{_e(data["name"])}</a>: '
+        "the error of each inference batch against its truth (rmse, mae) and the drift of "
+        "its inputs from the training data (psi_max, the largest population stability index "
+        "of the features), by batch time; the dashed line is the threshold above which a "
+        "retrain is triggered.</p>"
+    ]
+    if not data["runs"]:
+        parts.append('<p class="muted">No batch evaluated yet.</p>')
+    for run in data["runs"]:
+        link = (
+            f'<a href="{_href("/runs/" + run["run_id"])}"><code>{_e(run["run_id"][:12])}</code></a>'
+        )
+        parts.append(f"<h2>Experiment {_e(run['experiment'])}</h2><p>Monitor run {link}</p>")
+        rows = [
+            [_e(f), _num(v), _num(run["thresholds"].get(f, "")) if f in run["thresholds"] else ""]
+            for f, v in run["latest"].items()
+        ]
+        parts.append(_table(["figure", "latest", "threshold"], rows))
+        for plot in run["plots"]:
+            figure = plot.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            parts.append(
+                f'<figure><img src="{_href(plot)}" alt="{_e(figure)} by batch time" '
+                f'width="640" height="360"><figcaption>{_e(figure)} by batch time '
+                f'(<a href="{_href(plot[:-4] + ".svg")}">SVG</a>)</figcaption></figure>'
+            )
     return "".join(parts)
 
 

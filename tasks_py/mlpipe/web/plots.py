@@ -59,3 +59,52 @@ def predicted_vs_actual(
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return _render(fig, fmt)
+
+
+def figure_over_time(
+    title: str,
+    figure: str,
+    points: Sequence[tuple[int, float]],
+    threshold: Sequence[tuple[int, float]],
+    fmt: Format,
+) -> bytes:
+    """``figure`` at each batch time (x: milliseconds since the epoch, shown as UTC dates)
+    and the threshold in force (a dashed step line, drawn on to the last batch; none when
+    ``threshold`` is empty). In SVG the two lines have the ids ``figure`` and ``threshold``."""
+    import numpy as np
+
+    def times(steps: Sequence[int]) -> np.ndarray:
+        return np.array(steps, dtype="datetime64[ms]")
+
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot()
+    steps = [p[0] for p in points]
+    ax.plot(
+        times(steps),
+        [p[1] for p in points],
+        marker="o",
+        color="#1f6fb2",
+        label=figure,
+        gid="figure",
+    )
+    if threshold:
+        xs, ys = [p[0] for p in threshold], [p[1] for p in threshold]
+        if steps and steps[-1] > xs[-1]:
+            xs, ys = [*xs, steps[-1]], [*ys, ys[-1]]
+        ax.plot(
+            times(xs),
+            ys,
+            drawstyle="steps-post",
+            linestyle="--",
+            color="#c0392b",
+            label="threshold",
+            gid="threshold",
+        )
+    ax.set_xlabel("batch time (UTC)")
+    ax.set_ylabel(figure)
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    ax.grid(True, alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return _render(fig, fmt)
