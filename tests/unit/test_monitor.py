@@ -10,6 +10,7 @@ the threshold line.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -28,9 +29,10 @@ import pytest
 import requests
 
 from mlpipe.cli import main
-from mlpipe.config import load_config
+from mlpipe.config import MonitorConfig, load_config
 from mlpipe.errors import BadInput
 from mlpipe.monitor.psi import EMPTY_SHARE, psi
+from mlpipe.monitor.trigger import MonitorBusy, TriggerFailed, TriggerState
 from mlpipe.tasks.context import TaskContext
 from mlpipe.tasks.registry import run_task
 from procs import free_port, stop_process, wait_until
@@ -139,6 +141,79 @@ def test_bad_monitor_settings_name_the_key_and_variable(env: dict[str, str], sai
     with pytest.raises(BadInput) as err:
         load_config(env={"MLPIPE_CONFIG": os.environ["MLPIPE_CONFIG"], **env})
     assert said in str(err.value)
+
+
+# ---------------------------------------------------------------- trigger
+# systemd's stand-in for the unit trigger: records each call, answers ActiveState from a file
+FAKE_SYSTEMCTL = """#!/bin/sh
+echo "$*" >> "$FAKE_SYSTEMCTL_CALLS"
+case "$1" in
+  start) [ -e "$FAKE_SYSTEMCTL_REFUSE" ] && { echo "Access denied" >&2; exit 4; }
+         echo activating > "$FAKE_SYSTEMCTL_STATE" ;;
+  show) cat "$FAKE_SYSTEMCTL_STATE" 2>/dev/null || echo inactive ;;
+esac
+"""
+UNIT = "mlpipe-pipeline@retrain.service"
+
+
+@pytest.fixture
+def fake_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (bin_dir / "systemctl").chmod(0o755)
+    files = {k: tmp_path / f"systemctl-{k}" for k in ("calls", "state", "refuse")}
+    for key, path in files.items():
+        monkeypatch.setenv(f"FAKE_SYSTEMCTL_{key.upper()}", str(path))
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return files
+
+
+def trigger_config(tmp_path: Path, **given: object) -> MonitorConfig:
+    return dataclasses.replace(load_config().monitor, state_dir=tmp_path / "state", **given)
+
+
+def test_the_unit_trigger_starts_the_unit_once_while_it_runs(tmp_path, fake_systemctl) -> None:
+    cfg = trigger_config(tmp_path, retrain_unit=UNIT, min_interval=0.0)
+    calls = fake_systemctl["calls"]
+    with TriggerState(cfg, "m") as state:
+        first = state.request("psi 0.9 above psi_threshold 0.25", "3")
+        assert first.outcome == "triggered" and UNIT in first.message
+        assert calls.read_text().splitlines() == [f"start --no-block {UNIT}"]
+        again = state.request("psi 0.8", "3")  # activating: pending
+        assert again.outcome == "pending" and "is still pending" in again.message
+        fake_systemctl["state"].write_text("active\n")
+        assert state.request("psi 0.8", "3").outcome == "pending"
+        fake_systemctl["state"].write_text("failed\n")  # ended (badly): a new one may start
+        assert state.request("psi 0.7", "4").outcome == "triggered"
+        starts = [c for c in calls.read_text().splitlines() if c.startswith("start")]
+        assert len(starts) == 2
+        recorded = json.loads(state.path.read_text())
+        assert recorded["pending"]["unit"] == UNIT and recorded["pending"]["version"] == "4"
+        # another monitor of the same model meanwhile: refused, nothing done
+        with pytest.raises(MonitorBusy, match="another monitor holds"), TriggerState(cfg, "m"):
+            pass
+
+
+def test_a_refused_systemctl_start_is_an_error_and_records_nothing(tmp_path, fake_systemctl):
+    fake_systemctl["refuse"].write_text("")
+    cfg = trigger_config(tmp_path, retrain_unit=UNIT)
+    with TriggerState(cfg, "m") as state, pytest.raises(TriggerFailed) as err:
+        state.request("psi 0.9", "1")
+    assert f"systemctl start --no-block {UNIT}: exit 4: Access denied" in str(err.value)
+    assert not (tmp_path / "state" / "m.json").exists()
+
+
+def test_a_command_that_ended_is_no_longer_pending(tmp_path: Path) -> None:
+    cfg = trigger_config(tmp_path, retrain_command="true", min_interval=0.0)
+    with TriggerState(cfg, "m") as state:
+        assert state.request("rmse 9 above error_threshold 5", "2").outcome == "triggered"
+        pid = json.loads(state.path.read_text())["pending"]["pid"]
+        wait_until(lambda: not alive(pid), f"process {pid} (true) to end", timeout=30)
+        assert state.request("rmse 9", "2").outcome == "triggered"
+    unset = trigger_config(tmp_path)
+    with TriggerState(unset, "m") as state:
+        assert state.request("rmse 9", "2").outcome == "not configured"
 
 
 # ------------------------------------------------------------ the monitor

@@ -308,11 +308,16 @@ class Monitor:
                         f"monitor: feature {feature!r} is not a column of {what} data of "
                         f"{self.model} version {version}; check [monitor] features"
                     )
-            drift[feature] = psi.psi(
-                trained[feature].to_numpy(dtype=float),
-                inputs[feature].to_numpy(dtype=float),
-                cfg.bins,
-            )
+            try:
+                expected = trained[feature].to_numpy(dtype=float)
+                actual = inputs[feature].to_numpy(dtype=float)
+            except (TypeError, ValueError):
+                raise BadInput(
+                    f"monitor: feature {feature!r} of run {run_id} or of the training data of "
+                    f"{self.model} version {version} is not numeric; list numeric features in "
+                    "[monitor] features"
+                ) from None
+            drift[feature] = psi.psi(expected, actual, cfg.bins)
         return Figures(
             rows=len(joined),
             coverage=coverage,
