@@ -19,7 +19,7 @@ PYTEST_ARGS ?=
 UNIT_JOBS ?= 2
 
 
-.PHONY: help wheel host-tools dlg-venv up down test test-setup setup-python setup-host test-unit test-roles test-e2e lint lint-yaml lint-ansible lint-python lint-types lint-shell lint-terraform bench provision destroy venv clean
+.PHONY: help wheel host-tools dlg-venv up down test test-setup setup-python setup-host test-unit test-roles test-e2e lint lint-yaml lint-ansible lint-python lint-types lint-shell lint-terraform lint-ci bench provision destroy venv clean
 
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -118,8 +118,8 @@ test-e2e: $(STAMP) $(TOP)/.vault-pass wheel host-tools ## Multi-host tests on th
 # the linters run LINT_JOBS at a time (make -j), each one's output printed whole when
 # it ends (--output-sync); -k: every linter runs and reports even when one fails
 LINT_JOBS ?= 2
-LINTERS := lint-ansible lint-types lint-yaml lint-python lint-shell lint-terraform
-lint: $(STAMP) $(TOP)/.vault-pass host-tools ## yamllint, ansible-lint (production), ruff, mypy --strict, shellcheck, terraform fmt + checkov
+LINTERS := lint-ansible lint-types lint-yaml lint-python lint-shell lint-terraform lint-ci
+lint: $(STAMP) $(TOP)/.vault-pass host-tools ## yamllint, ansible-lint (production), ruff, mypy --strict, shellcheck, terraform fmt + checkov, CI definitions
 	@$(MAKE) -k -j $(LINT_JOBS) --output-sync=target $(LINTERS)
 
 lint-yaml: $(STAMP)
@@ -129,7 +129,7 @@ lint-ansible: $(STAMP) $(TOP)/.vault-pass
 	@echo "lint: ansible-lint (production profile)"; cd ansible && ansible-lint --profile production -q $(TOP)/ansible $(TOP)/roles
 
 lint-python: $(STAMP)
-	@echo "lint: ruff"; ruff check tasks_py tests bench ansible roles terraform && ruff format --check tasks_py tests bench ansible roles terraform
+	@echo "lint: ruff"; ruff check tasks_py tests bench ansible roles terraform .ci && ruff format --check tasks_py tests bench ansible roles terraform .ci
 
 lint-types: $(STAMP)
 	@echo "lint: mypy --strict (tasks_py/mlpipe)"; mypy --strict --config-file tasks_py/pyproject.toml tasks_py/mlpipe
@@ -139,6 +139,9 @@ lint-shell: host-tools
 
 lint-terraform: $(STAMP) ## terraform fmt -check and checkov (offline)
 	@tests/terraform/lint.sh
+
+lint-ci: $(STAMP) host-tools ## GitHub workflows and .gitlab-ci.yml: schemas, permissions, shellcheck (offline)
+	@echo "lint: CI definitions (tests/ci/lint_ci.py)"; python tests/ci/lint_ci.py
 
 bench: $(STAMP) ## Benchmarks, printed as ratios measured side by side
 	@bench/run.sh
