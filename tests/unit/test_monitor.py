@@ -174,13 +174,20 @@ def trigger_config(tmp_path: Path, **given: object) -> MonitorConfig:
     return dataclasses.replace(load_config().monitor, state_dir=tmp_path / "state", **given)
 
 
-def test_the_unit_trigger_starts_the_unit_once_while_it_runs(tmp_path, fake_systemctl) -> None:
+def test_the_unit_trigger_starts_the_unit_once_while_it_runs(
+    tmp_path, fake_systemctl, monkeypatch, capsys
+) -> None:
     cfg = trigger_config(tmp_path, retrain_unit=UNIT, min_interval=0.0)
     calls = fake_systemctl["calls"]
+    monkeypatch.setenv("MLPIPE_MONITOR_STATE_DIR", str(cfg.state_dir))
+    monkeypatch.setenv("MLPIPE_MONITOR_RETRAIN_UNIT", UNIT)
     with TriggerState(cfg, "m") as state:
         first = state.request("psi 0.9 above psi_threshold 0.25", "3")
         assert first.outcome == "triggered" and UNIT in first.message
         assert calls.read_text().splitlines() == [f"start --no-block {UNIT}"]
+        # status while this pass holds the lock: read, not refused
+        code, out = monitor(capsys, "status", "--model", "m")
+        assert code == 0 and "retrain pending since" in out and "psi 0.9" in out, out
         again = state.request("psi 0.8", "3")  # activating: pending
         assert again.outcome == "pending" and "is still pending" in again.message
         fake_systemctl["state"].write_text("active\n")

@@ -69,12 +69,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from mlpipe.monitor.trigger import TriggerState
+    from mlpipe.monitor.trigger import MonitorBusy, TriggerState
 
     _, cfg = _settings(args)
     model = cfg.model
-    with TriggerState(cfg, model) as state:
-        data, running = state.status()
+    state = TriggerState(cfg, model)
+    try:
+        with state:
+            data, running = state.status()
+    except MonitorBusy:  # a pass is running: read the state without changing it
+        data = state.read()
+        pending = data.get("pending")
+        running = isinstance(pending, dict) and state.running(pending)
     if args.json:
         print(json.dumps({**data, "running": running}, indent=1, sort_keys=True))
         return EXIT_OK

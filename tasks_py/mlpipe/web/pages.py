@@ -300,7 +300,7 @@ def monitor(data: Mapping[str, Any]) -> str:
         )
         parts.append(f"<h2>Experiment {_e(run['experiment'])}</h2><p>Monitor run {link}</p>")
         rows = [
-            [_e(f), _num(v), _num(run["thresholds"].get(f, "")) if f in run["thresholds"] else ""]
+            [_e(f), _num(v), _num(run["thresholds"][f]) if f in run["thresholds"] else "none"]
             for f, v in run["latest"].items()
         ]
         parts.append(_table(["figure", "latest", "threshold"], rows))
