@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -353,7 +354,7 @@ class Monitor:
             "coverage": figures.coverage,
             DRIFT: figures.psi_max,
             "retrain_triggered": 1.0 if triggered else 0.0,
-            **{f"psi.{k}": v for k, v in figures.psi.items()},
+            **{f"psi.{_metric_name(k)}": v for k, v in figures.psi.items()},
         }
         if self.cfg.psi_threshold > 0:
             values[threshold_metric(DRIFT)] = self.cfg.psi_threshold
@@ -404,12 +405,8 @@ class Monitor:
                         decision = trigger.request(f"{reason} in {label} of {self.model}", version)
                         done.decisions.append(decision)
                         summary += f"; {reason}: {decision.message}"
-                    self._log(
-                        runs[exp],
-                        step,
-                        result,
-                        decision is not None and (decision.outcome == "triggered"),
-                    )
+                    triggered = decision is not None and decision.outcome == "triggered"
+                    self._log(runs[exp], step, result, triggered)
                     logged[exp].add(step)
                 with as_mlpipe_errors(f"monitor: tagging the batch run {run_id}"):
                     self.client.set_tag(run_id, TAG_MONITOR_RUN, runs[exp])
@@ -417,6 +414,11 @@ class Monitor:
                 done.evaluated.append((run_id, result))
                 self.say(f"monitor {self.model}: {label}: {summary}")
         return done
+
+
+def _metric_name(feature: str) -> str:
+    """A feature name as MLflow accepts in a metric name (other characters as ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_.\- /]", "_", feature)
 
 
 def _iso(ms: int) -> str:
