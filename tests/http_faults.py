@@ -1,4 +1,5 @@
-"""An HTTP proxy in front of a real server that answers 503 to chosen requests."""
+"""An HTTP proxy in front of a real server that answers 503 (or ``status``) to chosen requests
+and records every request it receives."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ import requests
 
 
 class FaultyProxy:
-    """Forwards HTTP to ``upstream``, answering 503 to ``fail`` = (method, path regex).
+    """Forwards HTTP to ``upstream``, answering ``status`` (503) to ``fail`` = (method, path regex).
 
-    ``failed`` counts the requests answered 503. Use as a context manager.
+    ``failed`` counts the requests answered so; ``seen`` lists (method, path) of every
+    request received. Use as a context manager.
     """
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.fail: tuple[str, str] | None = None
+        self.status = 503
         self.failed = 0
+        self.seen: list[tuple[str, str]] = []
+        self._seen_lock = threading.Lock()
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -26,10 +31,12 @@ class FaultyProxy:
                 return None
 
             def _forward(self) -> None:
+                with proxy._seen_lock:
+                    proxy.seen.append((self.command, self.path))
                 fail = proxy.fail
                 if fail and self.command == fail[0] and re.search(fail[1], self.path):
                     proxy.failed += 1
-                    self.send_response(503)
+                    self.send_response(proxy.status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return

@@ -18,6 +18,7 @@ from mlpipe.commands import (
     cache,
     compare,
     config,
+    model,
     monitor,
     ngas,
     pipeline,
@@ -41,6 +42,7 @@ COMMANDS: tuple[Register, ...] = (
     web.register,
     watch.register,
     serve.register,
+    model.register,
     monitor.register,
 )
 

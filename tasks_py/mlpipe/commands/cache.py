@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--max-size", help="evict LRU files down to this size (e.g. 5G)")
     p.set_defaults(func=_prune)
 
-    p = actions.add_parser("ls", help="cached files, least recently used first")
+    p = actions.add_parser(
+        "ls", help="cached files, then model versions and run files, least recently used first"
+    )
     p.set_defaults(func=_ls)
 
     p = actions.add_parser("mode", help="the effective connection mode (probes in auto mode)")
@@ -69,8 +71,13 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _ls(args: argparse.Namespace) -> int:
-    for e in ReadCache.from_config().entries():
+    from mlpipe.storage.trees import TreeStore
+
+    cache = ReadCache.from_config()
+    for e in cache.entries():
         print(f"{e.size:>14} v{e.version:<4} {e.server}/{e.file_id}")
+    for t in TreeStore(cache).entries():
+        print(f"{t.size:>14} {t.kind} {t.name} {t.version} ({t.server})")
     return 0
 
 

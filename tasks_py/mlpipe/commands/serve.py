@@ -60,8 +60,6 @@ def _serve(args: argparse.Namespace) -> int:
             f"mlpipe serve needs the [serve] extra ({exc.name} is missing): "
             "pip install 'mlpipe[serve]'"
         ) from None
-    from mlflow import MlflowClient
-
     from mlpipe.config import load_config, validate_serve
     from mlpipe.tasks.context import TaskContext
 
@@ -88,8 +86,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 0
     logging.getLogger("mlpipe.serve").setLevel(logging.INFO)
-    TaskContext(config).setup_mlflow()
-    follower = AliasFollower(MlflowClient(), name, alias, check, cfg.poll_interval, cfg.poll_max)
+    ctx = TaskContext(config)
+    ctx.setup_mlflow()
+    follower = AliasFollower(ctx.models, name, alias, check, cfg.poll_interval, cfg.poll_max)
     loaded = follower.load_initial()
     logging.getLogger("mlpipe.serve").info(
         "serving models:/%s@%s = version %s (run %s) on http://%s:%d, polling every %gs",

@@ -57,7 +57,8 @@ class ModelPlugin(Protocol):
         """Log ``model`` into the active MLflow run and register it; returns the model version."""
 
     def load_model(self, uri: str) -> Any:
-        """Load a model logged by :meth:`log_model` (``models:/name/1``, ``runs:/...``)."""
+        """Load a model logged by :meth:`log_model` from a URI (``models:/name/1``, ``runs:/...``)
+        or a local model directory (the tasks pass the version's files in the read cache)."""
 
 
 class SklearnModelPlugin:

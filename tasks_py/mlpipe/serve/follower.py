@@ -25,6 +25,7 @@ from mlpipe.errors import MlpipeError
 from mlpipe.serve import versions
 from mlpipe.serve.versions import Check, LoadedModel
 from mlpipe.tasks import modelref
+from mlpipe.tasks.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,15 @@ class AliasFollower:
 
     def __init__(
         self,
-        client: MlflowClient,
+        models: ModelCache,
         name: str,
         alias: str,
         check: Check,
         poll_interval: float,
         poll_max: float,
     ) -> None:
-        self.client = client
+        self.models = models
+        self.client: MlflowClient = models.client
         self.name = name
         self.alias = alias
         self.check = check
@@ -73,13 +75,16 @@ class AliasFollower:
     def load_initial(self) -> LoadedModel:
         """Resolve the alias and load its version, or raise (nothing to serve).
 
+        The alias is resolved as the read cache's connection mode says (``bad`` or
+        ``offline``: as last resolved, with a warning, so a server can start with
+        MLflow out of reach when the version is cached).
         :class:`~mlpipe.errors.BadInput` when the model or alias does not exist,
         :class:`~mlpipe.tasks.mlflow_errors.MlflowFailed` when MLflow fails, and
         the errors of :func:`mlpipe.serve.versions.load`.
         """
-        ref = modelref.resolve(self.client, modelref.ModelRef(self.name, alias=self.alias))
+        ref = self.models.resolve(modelref.ModelRef(self.name, alias=self.alias))
         assert ref.version is not None
-        loaded = versions.load(self.client, self.name, ref.version, self.alias, self.check)
+        loaded = versions.load(self.models, self.name, ref.version, self.alias, self.check)
         self._swap(loaded)
         self.state.alias_version = ref.version
         self.state.polled_at = _now()
@@ -141,7 +146,7 @@ class AliasFollower:
             self._serving(),
         )
         try:
-            loaded = versions.load(self.client, self.name, version, self.alias, self.check)
+            loaded = versions.load(self.models, self.name, version, self.alias, self.check)
         except versions.VersionRefused as exc:
             self._refused[version] = str(exc)
             log.error("%s; not switching, still serving %s", exc, self._serving())

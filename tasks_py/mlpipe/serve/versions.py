@@ -1,30 +1,29 @@
 """One registered model version, downloaded, loaded and checked before it may serve.
 
-Loading is MLflow pyfunc: what ``mlflow models serve`` runs, so the model's
-signature casts and checks every request the same way. The check predicts a
-scoring request: ``[serve] check_input`` when a site names one (the shape of the
-requests its clients send), else the version's own serving input example.
-It fails when the model raises, answers no or fewer predictions than rows, or
-answers NaN or infinity.
+The version's files are read through the read cache (:mod:`mlpipe.tasks.model_cache`):
+downloaded once, then loaded from the cache with no request. Loading is MLflow pyfunc:
+what ``mlflow models serve`` runs, so the model's signature casts and checks every
+request the same way. The check predicts a scoring request: ``[serve] check_input`` when
+a site names one (the shape of the requests its clients send), else the version's own
+serving input example. It fails when the model raises, answers no or fewer predictions
+than rows, or answers NaN or infinity.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.serve import scoring
-from mlpipe.tasks.mlflow_errors import failing_closed
+from mlpipe.tasks.model_cache import ModelCache
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ class LoadedModel:
     model: Any = field(repr=False)
     load_seconds: float = 0.0
     loaded_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    _dir: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    from_cache: bool = False  # its files came from the read cache without a request
 
     @property
     def schema(self) -> Any:
@@ -107,45 +106,36 @@ class LoadedModel:
             "model_uri": f"models:/{self.name}/{self.version}",
             "loaded_at": self.loaded_at,
             "load_seconds": round(self.load_seconds, 3),
+            "from_cache": self.from_cache,
         }
 
 
-def load(client: MlflowClient, name: str, version: str, alias: str, check: Check) -> LoadedModel:
-    """Download, load and check ``name`` version ``version``.
+def load(models: ModelCache, name: str, version: str, alias: str, check: Check) -> LoadedModel:
+    """Fetch (through the read cache), load and check ``name`` version ``version``.
 
-    Raises :class:`DownloadFailed` when MLflow or the artifact store fail (worth
-    retrying), :class:`VersionRefused` when the version does not load or answer.
+    Raises :class:`DownloadFailed` when MLflow or the artifact store fail, or the
+    version does not exist (worth retrying), :class:`VersionRefused` when the
+    version does not load or answer.
     """
-    import mlflow.artifacts
     import mlflow.pyfunc
 
     started = time.monotonic()
     what = f"model {name} version {version}"
     try:
-        with failing_closed(f"{what}: reading the version"):
-            mv = client.get_model_version(name, version)
-    except MlflowException as exc:  # does not exist (any other failure is MlflowFailed)
-        raise DownloadFailed(f"{what}: {scoring.mlflow_message(exc)}") from None
-    except MlpipeError as exc:
-        raise DownloadFailed(str(exc)) from None
-    tmp = tempfile.TemporaryDirectory(prefix=f"mlpipe-serve-{name}-{version}-")
-    try:
-        with failing_closed(f"{what}: downloading its artifacts"):
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=tmp.name
-            )
-    except (MlpipeError, MlflowException, OSError) as exc:
-        tmp.cleanup()
-        raise DownloadFailed(f"{what}: the download failed: {exc}") from None
+        cached = models.version(name, version)
+    except (MlpipeError, OSError) as exc:  # BadInput: no such version; else MLflow failing
+        raise DownloadFailed(f"{what}: {exc}") from None
+    local = str(cached.path)
     try:
         model = mlflow.pyfunc.load_model(local)
     except Exception as exc:  # a model that does not load is a refused version, whatever it raises
-        tmp.cleanup()
         raise VersionRefused(
             f"{what} does not load as an MLflow pyfunc model "
             f"({exc.__class__.__name__}: {str(exc)[:300]})"
         ) from None
-    loaded = LoadedModel(name, version, str(mv.run_id or ""), alias, model, _dir=tmp)
+    loaded = LoadedModel(
+        name, version, cached.run_id, alias, model, from_cache=not cached.downloaded
+    )
     run_check(loaded, check, local)
     loaded.load_seconds = time.monotonic() - started
     return loaded

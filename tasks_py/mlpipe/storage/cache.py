@@ -5,6 +5,8 @@ Layout of the cache directory::
     index.sqlite3            entries (server, file_id, version, checksum, size, last_access)
                              and counters (hits, misses, ...)
     objects/ab/abcdef...     file bytes, one per (server, file_id, version)
+    trees/ab/abcdef.../      immutable directory trees: a registered model version's
+                             files, a finished run's artifacts (:mod:`mlpipe.storage.trees`)
     locks/abcdef....lock     per-file download locks (filelock)
 
 Rules (``mode`` is the connection mode, see :mod:`mlpipe.storage.probe`):
@@ -21,7 +23,8 @@ Rules (``mode`` is the connection mode, see :mod:`mlpipe.storage.probe`):
 Downloads are verified against NGAS's crc32 before they enter the cache, so a
 corrupt transfer never poisons it. Two processes asking for the same file
 download it once (the second waits on the file lock, then finds it cached).
-The total size is kept under ``max_size`` by evicting least recently used files.
+The total size (files and trees) is kept under ``max_size`` by evicting the least
+recently used files and trees.
 """
 
 from __future__ import annotations
@@ -58,6 +61,16 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_file ON entries (server, file_id, version);
 CREATE INDEX IF NOT EXISTS entries_lru ON entries (last_access);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS trees (
+    key TEXT PRIMARY KEY, server TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+    version TEXT NOT NULL, size INTEGER NOT NULL, manifest TEXT NOT NULL, meta TEXT NOT NULL,
+    fetched_at REAL NOT NULL, last_access REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trees_lru ON trees (last_access);
+CREATE TABLE IF NOT EXISTS pointers (
+    server TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, pointer TEXT NOT NULL,
+    value TEXT NOT NULL, resolved_at REAL NOT NULL, PRIMARY KEY (server, kind, name, pointer)
+);
 """
 
 
@@ -80,6 +93,7 @@ class CacheStats:
     size: int
     max_size: int
     counters: dict[str, float]
+    trees: int = 0  # of ``entries`` and ``size``: cached directory trees (model versions, ...)
 
     @property
     def hits(self) -> int:
@@ -169,6 +183,15 @@ class ReadCache:
             self._conns.db, self._conns.pid = db, os.getpid()
         yield db
 
+    def index(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """The index database of this thread (for :mod:`mlpipe.storage.trees`)."""
+        return self._db()
+
+    def count(self, name: str, amount: float = 1) -> None:
+        """Add ``amount`` to the counter ``name`` (shown by ``mlpipe cache stats``)."""
+        with self._db() as db:
+            self._count(db, name, amount)
+
     def _count(self, db: sqlite3.Connection, name: str, amount: float = 1) -> None:
         db.execute(
             "INSERT INTO counters (name, value) VALUES (?, ?) "
@@ -190,6 +213,21 @@ class ReadCache:
 
     def object_path(self, key: str) -> Path:
         return self.dir / "objects" / key[:2] / key
+
+    def tree_path(self, key: str) -> Path:
+        return self.dir / "trees" / key[:2] / key
+
+    def drop_tree(self, key: str) -> None:
+        """Forget a tree, then remove its directory (renamed away first: gone at once)."""
+        with self._db() as db:
+            db.execute("DELETE FROM trees WHERE key = ?", (key,))
+        path = self.tree_path(key)
+        trash = self.dir / "trees" / f".trash-{key}-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            path.rename(trash)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(trash, ignore_errors=True)
 
     def _resolve(self, target: str, server: str | None = None) -> tuple[str, str]:
         if server:
@@ -357,31 +395,41 @@ class ReadCache:
     def stats(self) -> CacheStats:
         with self._db() as db:
             n, size = db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").fetchone()
+            trees, tree_size = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM trees"
+            ).fetchone()
             counters = dict(db.execute("SELECT name, value FROM counters").fetchall())
-        return CacheStats(self.dir, n, size, self.max_size, counters)
+        return CacheStats(self.dir, n + trees, size + tree_size, self.max_size, counters, trees)
 
     def evict(self, max_size: int | None = None, keep: str | None = None) -> tuple[int, int]:
-        """Remove least recently used files until the total is <= ``max_size``.
+        """Remove least recently used files and trees until the total is <= ``max_size``.
 
-        Returns (files removed, bytes freed). ``keep`` is a key never evicted.
+        Returns (files and trees removed, bytes freed). ``keep`` is a key never evicted.
         """
         limit = self.max_size if max_size is None else max_size
         removed = freed = 0
         with FileLock(str(self.dir / "locks" / "evict.lock")):
             with self._db() as db:
-                total = db.execute("SELECT COALESCE(SUM(size), 0) FROM entries").fetchone()[0]
+                total = db.execute(
+                    "SELECT (SELECT COALESCE(SUM(size), 0) FROM entries)"
+                    " + (SELECT COALESCE(SUM(size), 0) FROM trees)"
+                ).fetchone()[0]
                 if total <= limit:
                     return 0, 0
                 victims = db.execute(
-                    "SELECT key, size FROM entries ORDER BY last_access ASC"
+                    "SELECT key, size, last_access, 0 FROM entries UNION ALL "
+                    "SELECT key, size, last_access, 1 FROM trees ORDER BY 3 ASC"
                 ).fetchall()
-            for key, size in victims:
+            for key, size, _, is_tree in victims:
                 if total <= limit:
                     break
                 if key == keep:
                     continue
                 with FileLock(str(self.dir / "locks" / f"{key}.lock")):
-                    self._drop(key)
+                    if is_tree:
+                        self.drop_tree(key)
+                    else:
+                        self._drop(key)
                 total -= size
                 removed += 1
                 freed += size
@@ -391,7 +439,8 @@ class ReadCache:
         return removed, freed
 
     def prune(self, everything: bool = False, older_than: float | None = None) -> tuple[int, int]:
-        """Remove all entries, or those not used for ``older_than`` seconds, or evict to size."""
+        """Remove all entries and trees, or those not used for ``older_than`` seconds, or evict
+        to size."""
         if not everything and older_than is None:
             return self.evict()
         cutoff = time.time() - (older_than or 0)
@@ -402,6 +451,14 @@ class ReadCache:
                     self._drop(entry.key)
                 removed += 1
                 freed += entry.size
+        with self._db() as db:
+            trees = db.execute("SELECT key, size, last_access FROM trees").fetchall()
+        for key, size, last_access in trees:
+            if everything or last_access < cutoff:
+                with FileLock(str(self.dir / "locks" / f"{key}.lock")):
+                    self.drop_tree(key)
+                removed += 1
+                freed += size
         return removed, freed
 
     def reset_counters(self) -> None:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from mlpipe.config import Config, load_config
 from mlpipe.models import ModelPlugin, load_plugin
 from mlpipe.storage import NgasClient, ReadCache
+
+if TYPE_CHECKING:
+    from mlpipe.tasks.model_cache import CachedModel, ModelCache
 
 
 @dataclass
@@ -31,6 +35,19 @@ class TaskContext:
     @functools.cached_property
     def cache(self) -> ReadCache:
         return ReadCache.from_config(self.config)
+
+    @functools.cached_property
+    def models(self) -> ModelCache:
+        """Registered model versions through the read cache (MLflow set up first)."""
+        from mlpipe.tasks.model_cache import ModelCache
+
+        return ModelCache(self.cache)
+
+    def load_model(self, ref: str) -> tuple[Any, CachedModel]:
+        """The plugin's model of ``ref`` (``models:/NAME/VERSION``, ``NAME@ALIAS``) loaded from
+        the read cache, and the cached files it came from."""
+        cached = self.models.get(ref, self.config.model.alias)
+        return self.plugin.load_model(str(cached.path)), cached
 
     @property
     def plugin(self) -> ModelPlugin:

@@ -11,6 +11,7 @@ import pandas as pd
 from mlpipe.errors import BadInput
 from mlpipe.tasks import filesets
 from mlpipe.tasks.context import TaskContext
+from mlpipe.tasks.model_cache import ModelCache
 
 HELDOUT_ARTIFACT = "eval/heldout.csv"
 
@@ -38,23 +39,18 @@ def log_heldout(frame: pd.DataFrame) -> None:
         mlflow.log_artifact(str(path), artifact_path=str(Path(HELDOUT_ARTIFACT).parent))
 
 
-def load_heldout(run_id: str) -> pd.DataFrame | None:
+def load_heldout(models: ModelCache, run_id: str, what: str) -> pd.DataFrame | None:
     """The held-out rows ``run_id`` logged; None only if its artifacts list none.
 
     Read from the run's artifact location itself, not through ``runs:/``, where
     MLflow reports every failure (a 503 too) as "does not exist": here the
-    listing says whether the file is there, and any failure raises.
+    listing says whether the file is there, and any failure raises. The file of a
+    run that has ended is read through the read cache (downloaded once).
     """
-    where = str(mlflow.MlflowClient().get_run(run_id).info.artifact_uri).rstrip("/")
-    folder = str(Path(HELDOUT_ARTIFACT).parent)
-    listed = mlflow.artifacts.list_artifacts(artifact_uri=f"{where}/{folder}")
-    if not any(Path(f.path).name == Path(HELDOUT_ARTIFACT).name for f in listed):
-        return None
+    run = models.client.get_run(run_id)
     with tempfile.TemporaryDirectory(prefix="mlpipe-eval-") as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=f"{where}/{HELDOUT_ARTIFACT}", dst_path=tmp
-        )
-        return pd.read_csv(local)
+        local = models.run_file(run, HELDOUT_ARTIFACT, Path(tmp), what)
+        return None if local is None else pd.read_csv(local)
 
 
 def ids_text(files: filesets.FileSet, limit: int = 4000) -> str:

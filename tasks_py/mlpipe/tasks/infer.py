@@ -2,7 +2,9 @@
 
 The model defaults to ``models:/<[model] name>@<[model] alias>`` and the alias
 is resolved when the task starts, so a newly promoted version is used without
-any configuration change. The run records the version actually used.
+any configuration change (in ``bad``/``offline`` cache mode: the alias as last
+resolved, with a warning). The version's files are read through the read cache
+(:mod:`mlpipe.tasks.model_cache`). The run records the version actually used.
 Predictions of input ``X.csv`` are stored as
 ``<prefix>/<model>-v<version>/X.csv``.
 """
@@ -32,7 +34,8 @@ def run(call: TaskCall) -> TaskResult:
 
     ctx, params = call.ctx, call.params
     asked = modelref.model_ref(ctx.config.model, call.inputs, params)
-    ref = modelref.resolve(mlflow.MlflowClient(), modelref.parse(asked, ctx.config.model.alias))
+    ref = ctx.models.resolve(modelref.parse(asked, ctx.config.model.alias))
+    model, _ = ctx.load_model(ref.uri)  # before the run: a missing version starts none
     data = filesets.require(call.inputs.get("data"), "data")
     prefix = (params.get("prefix") or f"{ctx.data_prefix}/predictions").strip("/")
     out_prefix = f"{prefix}/{ref.name}-v{ref.version}"
@@ -49,7 +52,6 @@ def run(call: TaskCall) -> TaskResult:
             }
         )
         mlflow.log_dict({"data": data, "model": ref.uri}, "data.json")
-        model = plugin.load_model(ref.uri)
         produced: filesets.FileSet = []
         rows = 0
         for item in data:

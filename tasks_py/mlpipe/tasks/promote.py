@@ -59,7 +59,7 @@ def _eval_frame(ctx: TaskContext, params: Mapping[str, Any], challenger_run: str
         return frames.load(ctx, filesets.resolve(ctx.ngas, ids, "eval_data"), "eval_data")
     what = f"promote: reading the held-out rows of run {challenger_run}"
     with as_mlpipe_errors(what):  # absent is None; any failure (a 5xx too) is an error
-        frame = frames.load_heldout(challenger_run)
+        frame = frames.load_heldout(ctx.models, challenger_run, what)
     if frame is None:
         raise BadInput(
             f"promote: run {challenger_run} of the challenger has no {frames.HELDOUT_ARTIFACT}; "
@@ -136,8 +136,8 @@ def run(call: TaskCall) -> TaskResult:
             why = f"promoted: without a gate (no if_better), replacing version {champion}"
         else:
             frame = _eval_frame(ctx, params, challenger_run)
-            mine = plugin.evaluate(plugin.load_model(ref.uri), frame)[metric]
-            theirs = plugin.evaluate(plugin.load_model(f"models:/{ref.name}/{champion}"), frame)
+            mine = plugin.evaluate(ctx.load_model(ref.uri)[0], frame)[metric]
+            theirs = plugin.evaluate(ctx.load_model(f"models:/{ref.name}/{champion}")[0], frame)
             mlflow.log_metrics({f"challenger_{metric}": mine, f"champion_{metric}": theirs[metric]})
             goal = plugin.metric_goals[metric]
             if not _better(goal, mine, theirs[metric]):

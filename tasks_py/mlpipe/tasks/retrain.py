@@ -1,6 +1,8 @@
 """``retrain``: a registered model (version or alias) + new preprocessed data -> a new version.
 
-The parent is resolved at run time; the new version's run and version tags
+The parent is resolved at run time (in ``bad``/``offline`` cache mode an alias as
+last resolved) and its files read through the read cache; the new version's run and
+version tags
 record the parent version (``mlpipe.parent_version``) and the data ids used.
 Both parent and child are evaluated on the same held-out rows of the new data
 (``parent_<metric>`` next to ``<metric>``).
@@ -93,7 +95,7 @@ def run(call: TaskCall) -> TaskResult:
     config = call.ctx.config.model
     asked = modelref.model_ref(config, call.inputs, call.params)
     client = mlflow.MlflowClient()
-    parent = modelref.resolve(client, modelref.parse(asked, config.alias))
+    parent = call.ctx.models.resolve(modelref.parse(asked, config.alias))
     plugin = call.ctx.plugin
     files = _data(call)
     selection: dict[str, str] = {}
@@ -111,9 +113,10 @@ def run(call: TaskCall) -> TaskResult:
         }
         files = new
     call = replace(call, inputs={**call.inputs, "data": files})
+    parent_files = call.ctx.models.get(parent)  # before the run: a missing version starts none
 
     def fit(rows: pd.DataFrame, heldout: pd.DataFrame) -> tuple[Any, Metrics]:
-        model = plugin.load_model(parent.uri)
+        model = plugin.load_model(str(parent_files.path))
         before = plugin.evaluate(model, heldout)  # continue_training may update it in place
         model = plugin.continue_training(model, rows, own_params(call.params, OWN_PARAMS))
         return model, {f"parent_{k}": v for k, v in before.items()}

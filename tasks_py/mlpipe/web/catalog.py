@@ -1,7 +1,9 @@
 """What the results site may show: MLflow runs, registered models and published files.
 
 Every read goes to MLflow (``MlflowClient``) or through the read cache
-(:class:`mlpipe.storage.ReadCache`); nothing is written anywhere. Scope:
+(:class:`mlpipe.storage.ReadCache`; a finished run's ``mlpipe/outputs.json``
+through :class:`mlpipe.tasks.model_cache.ModelCache`, downloaded once); nothing
+is written anywhere but the cache. Scope:
 
 * runs: those of the configured experiments only (``WebSettings.experiments``);
 * models: the configured registered model names only;
@@ -44,6 +46,7 @@ from mlpipe.storage import BadFileId, NgasError, ReadCache
 from mlpipe.storage.ngas import validate_file_id
 from mlpipe.tasks import compare
 from mlpipe.tasks.mlflow_errors import is_not_found, translate
+from mlpipe.tasks.model_cache import ModelCache
 from mlpipe.tasks.runs import OUTPUTS_ARTIFACT, TAG_TASK
 from mlpipe.web.settings import WebSettings
 
@@ -118,6 +121,7 @@ class Catalog:
         self.settings = settings
         self.client = client
         self.cache = cache
+        self.model_files = ModelCache(cache, client)
         self._lock = threading.Lock()
         self._memo: dict[str, tuple[float, Any]] = {}
         self._finished: dict[str, Any] = {}  # run id -> immutable data of a finished run
@@ -263,17 +267,17 @@ class Catalog:
         return out
 
     # ----------------------------------------------------------- published
-    def _outputs_of(self, run_id: str) -> dict[str, Any]:
-        """``mlpipe/outputs.json`` of a run ({} when it has none)."""
+    def _outputs_of(self, run: Run) -> dict[str, Any]:
+        """``mlpipe/outputs.json`` of a run ({} when its artifacts list none)."""
+        run_id = run.info.run_id
 
         def make() -> dict[str, Any]:
             with tempfile.TemporaryDirectory(prefix="mlpipe-web-") as tmp:
                 try:
-                    path = self._call(
-                        f"reading {OUTPUTS_ARTIFACT} of run {run_id}",
-                        lambda: self.client.download_artifacts(run_id, OUTPUTS_ARTIFACT, tmp),
-                    )
-                except NotPublished:
+                    path = self.model_files.run_file(run, OUTPUTS_ARTIFACT, Path(tmp))
+                except MlpipeError as exc:  # MLflow failing, offline cache mode: never absent
+                    raise Unavailable(f"run {run_id}: {exc}") from exc
+                if path is None:
                     return {}
                 try:
                     data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -292,7 +296,7 @@ class Catalog:
             return []
         experiment = self.experiments().get(str(run.info.experiment_id), "")
         files: list[PublishedFile] = []
-        for item in self._outputs_of(run.info.run_id).get(PREDICTIONS) or []:
+        for item in self._outputs_of(run).get(PREDICTIONS) or []:
             if not isinstance(item, dict):
                 continue
             try:
