@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # `make bench`: benchmarks printed as ratios measured side by side.
-#   BENCH=artifacts|pip-cache|serve|all (default all)
+#   BENCH=artifacts|pip-cache|serve|models|all (default all)
 #   artifacts: BENCH_SIZE_MB (default 256) sets the artifact size; NGAS_URL uses
 #              a real NGAS instead of the protocol double.
 #   pip-cache: BENCH_PIP_PACKAGES (default mlflow at the role's pin).
 #   serve: mlpipe serve vs mlflow models serve of the same version (latency p50/p99 of
 #          one row, throughput at BENCH_SERVE_CONCURRENCY); BENCH_SERVE_REQUESTS, BENCH_SERVE_LOAD.
+#   models: a registered version through the read cache, first vs second load (time and
+#           requests counted by a proxy), warm cached vs a local directory; BENCH_MODEL_ROUNDS.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 which=${BENCH:-all}
-case $which in artifacts|pip-cache|serve|all) ;; *)
-  echo "bench: unknown BENCH=$which; choose artifacts, pip-cache, serve or all" >&2; exit 2;;
+case $which in artifacts|pip-cache|serve|models|all) ;; *)
+  echo "bench: unknown BENCH=$which; choose artifacts, pip-cache, serve, models or all" >&2; exit 2;;
 esac
 if [ "$which" = artifacts ] || [ "$which" = all ]; then
   if ! command -v curl >/dev/null; then
@@ -28,4 +30,7 @@ if [ "$which" = pip-cache ] || [ "$which" = all ]; then
 fi
 if [ "$which" = serve ] || [ "$which" = all ]; then
   python bench/serve/bench.py
+fi
+if [ "$which" = models ] || [ "$which" = all ]; then
+  python bench/models/bench.py
 fi
