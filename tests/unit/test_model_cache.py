@@ -30,6 +30,7 @@ from http_faults import FaultyProxy
 from mlpipe.cli import main
 from mlpipe.errors import BadInput
 from mlpipe.models.weather import WeatherModel
+from mlpipe.serve import versions
 from mlpipe.storage import CacheMiss, ReadCache
 from mlpipe.tasks.context import TaskContext
 from mlpipe.tasks.mlflow_errors import MlflowAuthRefused, MlflowFailed, MlflowUnreachable
@@ -313,6 +314,19 @@ def test_infer_loads_its_model_through_the_cache(
     assert (
         first.outputs["predictions"][0]["checksum"] == second.outputs["predictions"][0]["checksum"]
     )
+
+
+def test_serve_loads_and_checks_a_cached_version_with_no_request(proxy, registered, tmp_path):
+    check = versions.Check.from_file("")  # the version's own input example
+    first = versions.load(models(tmp_path, proxy.url), registered.name, "2", "production", check)
+    assert not first.from_cache and artifact_requests(proxy)
+    proxy.seen.clear()
+    again = versions.load(models(tmp_path, proxy.url), registered.name, "2", "production", check)
+    assert again.from_cache and proxy.seen == [] and again.run_id == first.run_id
+    assert again.info()["from_cache"] is True
+    proxy.fail = ("GET", ARTIFACTS)
+    with pytest.raises(versions.DownloadFailed, match="version 1"):  # not cached: MLflow fails
+        versions.load(models(tmp_path, proxy.url), registered.name, "1", "production", check)
 
 
 def test_model_fetch_cli(proxy, registered, tmp_path, monkeypatch, capsys):
