@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ from mlpipe.tasks.context import TaskContext
 from mlpipe.tasks.mlflow_errors import MlflowAuthRefused, MlflowFailed, MlflowUnreachable
 from mlpipe.tasks.model_cache import ModelCache, copy_tree
 from mlpipe.tasks.registry import run_task
+from mlpipe.web.catalog import Catalog
+from mlpipe.web.settings import WebSettings
 from procs import free_port
 
 MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
@@ -256,6 +259,23 @@ def test_a_tree_whose_files_changed_is_fetched_again(proxy, registered, tmp_path
     assert predict(again.path, registered) == registered.predictions["1"]
 
 
+def test_two_loaders_at_once_download_the_version_once(proxy, registered, tmp_path):
+    got: list[object] = []
+    loaders = [
+        threading.Thread(
+            target=lambda: got.append(models(tmp_path, proxy.url).version(registered.name, "1"))
+        )
+        for _ in range(2)
+    ]
+    for t in loaders:
+        t.start()
+    for t in loaders:
+        t.join(timeout=120)
+    assert len(got) == 2 and len({g.path for g in got}) == 1  # type: ignore[attr-defined]
+    assert sorted(g.downloaded for g in got) == [False, True]  # type: ignore[attr-defined]
+    assert cache_at(tmp_path).stats().counters["tree_downloads"] == 1
+
+
 def test_trees_count_towards_max_size_and_are_evicted_lru(proxy, registered, tmp_path):
     one = models(tmp_path, proxy.url).version(registered.name, "1")
     size = cache_at(tmp_path).stats().size
@@ -294,7 +314,7 @@ def test_a_finished_runs_artifact_is_read_once(proxy, registered, tmp_path):
 
 
 # -------------------------------------------------------------- task and CLI
-def test_infer_loads_its_model_through_the_cache(
+def test_infer_and_the_results_site_read_through_the_cache(
     proxy, registered, task_env, monkeypatch, tmp_path
 ):
     monkeypatch.setenv("MLPIPE_MLFLOW_TRACKING_URI", proxy.url)
@@ -314,6 +334,18 @@ def test_infer_loads_its_model_through_the_cache(
     assert (
         first.outputs["predictions"][0]["checksum"] == second.outputs["predictions"][0]["checksum"]
     )
+
+    # the results site reads each finished run's mlpipe/outputs.json once per machine
+    settings = WebSettings((task_env["MLPIPE_PIPELINE_EXPERIMENT"],), (registered.name,))
+    web_cache = tmp_path / "web-cache"
+    proxy.seen.clear()
+    listed = Catalog(settings, MlflowClient(proxy.url), cache_at(web_cache)).outputs()
+    assert len(listed) == 1 and listed[0]["run_id"] in (first.run_id, second.run_id)
+    read = [p for _, p in artifact_requests(proxy) if p.endswith("/mlpipe/outputs.json")]
+    assert len(read) == 2, read  # one per infer run (the same file: stored once)
+    proxy.seen.clear()
+    again = Catalog(settings, MlflowClient(proxy.url), cache_at(web_cache)).outputs()
+    assert again == listed and artifact_requests(proxy) == [], proxy.seen  # a restarted site
 
 
 def test_serve_loads_and_checks_a_cached_version_with_no_request(proxy, registered, tmp_path):
