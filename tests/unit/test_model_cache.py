@@ -379,10 +379,12 @@ def test_model_fetch_cli(proxy, registered, tmp_path, monkeypatch, capsys):
     assert again.returncode == 0, again.stderr
     assert "from the cache" in again.stdout and proxy.seen == []
     assert Path(again.stdout.splitlines()[-1], "MLmodel").is_file()
-    unknown = fetch(f"{registered.name}/7")
-    assert unknown.returncode == 2 and "has no version 7" in unknown.stderr
+    # in this process from here on (the same command line, no interpreter start-up)
     monkeypatch.setenv("MLPIPE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("MLPIPE_MLFLOW_TRACKING_URI", proxy.url)
     capsys.readouterr()
+    assert main(["model", "fetch", f"{registered.name}/7"]) == 2
+    assert "has no version 7" in capsys.readouterr().err
     assert main(["cache", "ls"]) == 0
     listed = capsys.readouterr().out
     assert f"model {registered.name} 1 ({proxy.url})" in listed, listed

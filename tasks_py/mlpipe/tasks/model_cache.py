@@ -157,7 +157,7 @@ class ModelCache:
         return ModelRef(ref.name, version=version, alias=ref.alias)
 
     def _warn_stale(self, ref: ModelRef, version: str, when: float, mode: str) -> None:
-        self.cache.count("stale_served")
+        self.cache.count("alias_stale")
         if str(ref) in self._warned:
             return
         self._warned.add(str(ref))
