@@ -234,6 +234,16 @@ def test_unreachable_mlflow_is_unreachable_not_absent(tmp_path, monkeypatch):
     assert models(tmp_path, url, "auto").mode() == "offline"  # auto measures: nothing answers
 
 
+def test_auto_mode_measures_mlflow_once_per_ttl(proxy, registered, tmp_path):
+    cache = models(tmp_path, proxy.url, "auto")
+    assert cache.mode() == "good"  # loopback: well under probe_max_latency_ms
+    health = [p for _, p in proxy.seen if p == "/health"]
+    assert len(health) == 3, proxy.seen
+    proxy.seen.clear()
+    assert cache.get(f"{registered.name}@production").version == "1"
+    assert not any(p == "/health" for _, p in proxy.seen)  # reused within probe_ttl
+
+
 def test_a_failed_download_records_nothing_and_the_next_load_completes(proxy, registered, tmp_path):
     proxy.fail = ("GET", ARTIFACTS + r"/.*model\.skops")
     with pytest.raises(MlflowFailed, match="downloading"):
