@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -232,6 +233,18 @@ def test_unreachable_mlflow_is_unreachable_not_absent(tmp_path, monkeypatch):
     with pytest.raises(MlflowUnreachable, match="unreachable"):
         models(tmp_path, url).version("anything", "1")
     assert models(tmp_path, url, "auto").mode() == "offline"  # auto measures: nothing answers
+
+
+def test_a_server_that_never_answers_is_a_timeout_not_absent(tmp_path, monkeypatch):
+    for key, value in {**FAST, "MLFLOW_HTTP_REQUEST_TIMEOUT": "1"}.items():
+        monkeypatch.setenv(key, value)
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(MlflowUnreachable, match="unreachable"):
+            models(tmp_path, url).get("anything@production")
+    assert cache_at(tmp_path).stats().trees == 0
 
 
 def test_auto_mode_measures_mlflow_once_per_ttl(proxy, registered, tmp_path):
