@@ -34,6 +34,7 @@ from mlpipe.errors import BadInput
 from mlpipe.models.weather import WeatherModel
 from mlpipe.serve import versions
 from mlpipe.storage import CacheMiss, ReadCache
+from mlpipe.tasks import lineage
 from mlpipe.tasks.context import TaskContext
 from mlpipe.tasks.mlflow_errors import MlflowAuthRefused, MlflowFailed, MlflowUnreachable
 from mlpipe.tasks.model_cache import ModelCache, copy_tree
@@ -66,9 +67,11 @@ def _register(tracking_uri: str, weather_raw: Path) -> Registered:
     name = f"cached-{uuid.uuid4().hex[:8]}"
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(f"model-cache-{name}")
-    for alpha in (1e-4, 1e-2):
+    for n, alpha in enumerate((1e-4, 1e-2), start=1):
         with mlflow.start_run():
             plugin.log_model(plugin.train(frame, {"alpha": alpha}), frame, name)
+            parent = {"parent": f"models:/{name}/{n - 1}"} if n > 1 else {}
+            mlflow.log_dict({"data": [{"id": f"d/{n}.csv", "version": 1}], **parent}, "data.json")
     client = MlflowClient(tracking_uri)
     client.set_registered_model_alias(name, "production", "1")
     rows = frame[plugin.feature_columns(frame)].head(20)
@@ -334,6 +337,16 @@ def test_a_finished_runs_artifact_is_read_once(proxy, registered, tmp_path):
     proxy.fail = ("GET", ARTIFACTS)
     with pytest.raises(MlflowFailed):  # a 503 listing is not "absent"
         models(tmp_path, proxy.url).run_file(run, "mlpipe/other.json", tmp_path / "s")
+
+
+def test_the_lineage_reads_each_runs_data_json_once(proxy, registered, tmp_path):
+    client = MlflowClient(proxy.url)
+    found = lineage.of_version(client, registered.name, "2", "t", models(tmp_path, proxy.url))
+    assert [f["id"] for f in found.files] == ["d/2.csv", "d/1.csv"]
+    assert [p for _, p in artifact_requests(proxy) if p.endswith("/data.json")]
+    proxy.seen.clear()
+    again = lineage.of_version(client, registered.name, "2", "t", models(tmp_path, proxy.url))
+    assert again == found and artifact_requests(proxy) == [], proxy.seen
 
 
 # -------------------------------------------------------------- task and CLI

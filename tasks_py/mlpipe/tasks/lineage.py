@@ -8,7 +8,8 @@ that of every parent, followed back to the version trained from scratch.
 Reading fails closed: a lineage that cannot be read (MLflow or NGAS behind it
 down, a 401, a 5xx, a version without a run or without ``data.json``) is an
 error, never an empty lineage, so nothing takes data as "new" on an unknown
-answer.
+answer. Given the :class:`~mlpipe.tasks.model_cache.ModelCache`, the ``data.json``
+of a run that has ended is read through the read cache (downloaded once).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlflow import MlflowClient
 
 from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.tasks.filesets import FileSet
 from mlpipe.tasks.mlflow_errors import as_mlpipe_errors
+
+if TYPE_CHECKING:
+    from mlpipe.tasks.model_cache import ModelCache
 
 DATA_ARTIFACT = "data.json"
 
@@ -55,7 +59,9 @@ def _key(item: dict[str, Any]) -> tuple[str, str]:
     return (str(item["id"]), f"crc:{checksum}" if checksum else f"v:{item.get('version')}")
 
 
-def _read_data_json(client: MlflowClient, run_id: str, what: str) -> dict[str, Any]:
+def _read_data_json(
+    client: MlflowClient, run_id: str, what: str, models: ModelCache | None = None
+) -> dict[str, Any]:
     """``data.json`` of ``run_id``, read from the run's artifact location itself.
 
     Not through ``runs:/``: MLflow reports every failure there (a 503 too) as
@@ -66,14 +72,32 @@ def _read_data_json(client: MlflowClient, run_id: str, what: str) -> dict[str, A
     from mlflow.exceptions import MlflowException
 
     with as_mlpipe_errors(f"{what}: reading run {run_id}"):
-        where = str(client.get_run(run_id).info.artifact_uri).rstrip("/")
+        run = client.get_run(run_id)
+    where = str(run.info.artifact_uri).rstrip("/")
     with tempfile.TemporaryDirectory(prefix="mlpipe-lineage-") as tmp:
         try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{where}/{DATA_ARTIFACT}", dst_path=tmp
-            )
+            if models is None:
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{where}/{DATA_ARTIFACT}", dst_path=tmp
+                )
+            else:
+                found = models.run_file(run, DATA_ARTIFACT, Path(tmp))
+                if found is None:
+                    raise LineageUnreadable(
+                        f"{what}: run {run_id} has no {DATA_ARTIFACT} at {where}; "
+                        "nothing is taken as new data"
+                    )
+                local = str(found)
             doc = json.loads(Path(local).read_text(encoding="utf-8"))
-        except (MlflowException, requests.RequestException, OSError, ValueError) as exc:
+        except LineageUnreadable:
+            raise
+        except (
+            MlflowException,
+            requests.RequestException,
+            MlpipeError,
+            OSError,
+            ValueError,
+        ) as exc:
             first = " ".join(str(exc).split())[:600] or exc.__class__.__name__
             raise LineageUnreadable(
                 f"{what}: cannot read {DATA_ARTIFACT} of run {run_id} at {where} ({first}); "
@@ -86,7 +110,9 @@ def _read_data_json(client: MlflowClient, run_id: str, what: str) -> dict[str, A
     return doc
 
 
-def of_version(client: MlflowClient, name: str, version: str, what: str) -> Lineage:
+def of_version(
+    client: MlflowClient, name: str, version: str, what: str, models: ModelCache | None = None
+) -> Lineage:
     """The lineage of ``models:/name/version`` (raises unless every part was read)."""
     from mlpipe.tasks import modelref
 
@@ -105,7 +131,7 @@ def of_version(client: MlflowClient, name: str, version: str, what: str) -> Line
                 f"{what}: version {at_version} of {at_name} was registered without a run, so "
                 "the data it was made from is unknown; retrain without new_only"
             )
-        doc = _read_data_json(client, run_id, what)
+        doc = _read_data_json(client, run_id, what, models)
         files.extend(f for f in doc["data"] if isinstance(f, dict) and f.get("id"))
         parent = doc.get("parent")
         current = None

@@ -101,7 +101,7 @@ def run(call: TaskCall) -> TaskResult:
     selection: dict[str, str] = {}
     if call.params.get("new_only"):
         what = f"retrain new_only: the data of {parent.name} version {parent.version}"
-        used = lineage.of_version(client, parent.name, str(parent.version), what)
+        used = lineage.of_version(client, parent.name, str(parent.version), what, call.ctx.models)
         new = used.unseen(files)
         if not new:
             return _nothing_new(call, asked, parent, len(files))
