@@ -29,10 +29,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dockerfile_extra() {
   cat <<'DOCKERFILE'
-# pip in every container shares the host's wheel cache (mounted at
-# /var/cache/mlpipe-pip by the local cluster and molecule): download once per host
+# pip and uv (the roles install venvs with uv) in every container share the
+# host's cache (mounted at /var/cache/mlpipe-pip by the local cluster and
+# molecule; uv's under uv/, copied into venvs: the cache is another filesystem).
+# uv caches what it downloads; pip caches no answer of an index that sends no
+# cache headers, as the one here
 RUN printf '[global]\ncache-dir = /var/cache/mlpipe-pip\n' > /etc/pip.conf \
- && mkdir -p -m 1777 /var/cache/mlpipe-pip \
+ && mkdir -p -m 1777 /var/cache/mlpipe-pip /etc/uv \
+ && printf 'cache-dir = "/var/cache/mlpipe-pip/uv"\nlink-mode = "copy"\n' > /etc/uv/uv.toml \
  && update-ca-certificates \
  && rm -f /etc/machine-id /var/lib/dbus/machine-id && touch /etc/machine-id \
  && systemctl mask systemd-firstboot.service systemd-udevd.service systemd-modules-load.service \
