@@ -72,6 +72,7 @@ def _register(tracking_uri: str, weather_raw: Path) -> Registered:
             plugin.log_model(plugin.train(frame, {"alpha": alpha}), frame, name)
             parent = {"parent": f"models:/{name}/{n - 1}"} if n > 1 else {}
             mlflow.log_dict({"data": [{"id": f"d/{n}.csv", "version": 1}], **parent}, "data.json")
+            mlflow.log_text(f"plot of version {n}", "plots/fit.png")  # served as bytes
     client = MlflowClient(tracking_uri)
     client.set_registered_model_alias(name, "production", "1")
     rows = frame[plugin.feature_columns(frame)].head(20)
@@ -347,6 +348,21 @@ def test_the_lineage_reads_each_runs_data_json_once(proxy, registered, tmp_path)
     proxy.seen.clear()
     again = lineage.of_version(client, registered.name, "2", "t", models(tmp_path, proxy.url))
     assert again == found and artifact_requests(proxy) == [], proxy.seen
+
+
+def test_the_results_site_reads_a_versions_plot_once(proxy, registered, tmp_path):
+    settings = WebSettings((f"model-cache-{registered.name}",), (registered.name,))
+
+    def plot() -> bytes:
+        site = Catalog(settings, MlflowClient(proxy.url), cache_at(tmp_path))  # a fresh site
+        return site.version_plot(registered.name, "1", "plots/fit.png")
+
+    assert plot() == b"plot of version 1"
+    assert [p for m, p in proxy.seen if m == "GET" and p.endswith("/plots/fit.png")]
+    proxy.seen.clear()
+    assert plot() == b"plot of version 1"
+    downloads = [p for m, p in proxy.seen if p.endswith("/plots/fit.png")]
+    assert downloads == [] and proxy.seen, proxy.seen  # MLflow asked about the run, no download
 
 
 # -------------------------------------------------------------- task and CLI

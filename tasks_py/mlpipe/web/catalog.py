@@ -562,15 +562,22 @@ class Catalog:
 
     def version_plot(self, name: str, version: str, path: str) -> bytes:
         """A plot artifact of the training run of ``name`` version ``version``: only one its
-        artifact listing names as a plot."""
+        artifact listing names as a plot (read through the read cache: a finished run's
+        plot is downloaded once)."""
         item = self._version_side(name, version)
         if path not in item.plots:
             raise NotPublished(f"model {name} version {version}: no plot {path!r}")
+        what = f"model {name} version {version}"
+        run = self._call(
+            f"reading MLflow run {item.run_id}", lambda: self.client.get_run(item.run_id)
+        )
         with tempfile.TemporaryDirectory(prefix="mlpipe-web-plot-") as tmp:
             local = self._compared(
-                f"model {name} version {version}",
-                lambda: compare.download_plot(item, path, Path(tmp)),
+                what,
+                lambda: self.model_files.run_file(run, path, Path(tmp), f"{what}: plot {path}"),
             )
+            if local is None:  # listed a moment ago, gone now
+                raise Unavailable(f"{what}: plot {path!r} is no longer in the run's artifacts")
             if local.stat().st_size > self.settings.max_plot_bytes:
                 raise NotPublished(f"model {name} version {version}: plot {path!r} too large")
             return local.read_bytes()
