@@ -24,14 +24,16 @@ UNIT_JOBS ?= 2
 help: ## List the targets
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-# --no-compile: pip would compile every module of every tool (ansible's collections
-# alone are tens of thousands) one at a time; Python compiles what is imported on
-# first use instead and keeps it (these venvs are writable by their user)
+# pip installs uv, uv the pinned tools (as the roles do on hosts: several times
+# faster than pip). Nothing is compiled at install: Python compiles what is
+# imported on first use and keeps it (these venvs are writable by their user).
+UV_VERSION := 0.13.9
+UV_INSTALL  = pip install -q --disable-pip-version-check --no-compile --upgrade pip uv==$(UV_VERSION)
 $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@echo "venv: installing pinned tools and the mlpipe package into $(VENV) (first use only)"
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip
-	@$(VENV)/bin/pip install -q --disable-pip-version-check --no-compile -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
+	@$(VENV)/bin/$(UV_INSTALL)
+	@$(VENV)/bin/uv pip install -q --system-certs --python $(VENV)/bin/python -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
 	@touch $@
 
 # Debian packages the controller needs (installed when missing; root + apt): for lint,
@@ -57,7 +59,8 @@ DLG_STAMP := $(DLG_VENV)/.mlpipe-installed
 $(DLG_STAMP): tests/dlg/requirements.txt tests/dlg/constraints.txt
 	@echo "dlg-venv: installing daliuge-engine into $(DLG_VENV) (first use only)"
 	@test -x $(DLG_VENV)/bin/python || python3 -m venv $(DLG_VENV)
-	@$(DLG_VENV)/bin/pip install -q --disable-pip-version-check --no-compile -c tests/dlg/constraints.txt -r tests/dlg/requirements.txt
+	@$(DLG_VENV)/bin/$(UV_INSTALL)
+	@$(DLG_VENV)/bin/uv pip install -q --system-certs --python $(DLG_VENV)/bin/python -c tests/dlg/constraints.txt -r tests/dlg/requirements.txt
 	@touch $@
 
 dlg-venv: $(DLG_STAMP) ## Create .venv-dlg with the DALiuGE managers the executor tests start (by test-unit)
