@@ -72,6 +72,53 @@ def firewall_problems(services: Any, ssh_sources: Any) -> list[str]:
     return problems
 
 
+def firewall_output_problems(drops: Any) -> list[str]:
+    """Every problem of firewall_output_drops, naming the entry."""
+    if not isinstance(drops, list):
+        return [f"firewall_output_drops must be a list (got {type(drops).__name__})"]
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, drop in enumerate(drops):
+        if not isinstance(drop, dict):
+            problems.append(
+                f"firewall_output_drops[{i}] must be a mapping {{name, destinations, port}}"
+            )
+            continue
+        name = drop.get("name")
+        where = f"firewall_output_drops[{i}] ({name})"
+        if not isinstance(name, str) or not NAME.match(name):
+            problems.append(
+                f"{where}: name must be 1-63 letters, digits, '.', '_' or '-' (got {name!r})"
+            )
+        elif name in seen:
+            problems.append(
+                f"{where}: the name {name} is also firewall_output_drops[{seen[name]}]'s"
+            )
+        else:
+            seen[name] = i
+        port = drop.get("port")
+        if isinstance(port, str) and port.strip().isdigit():
+            port = int(port)
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            problems.append(f"{where}: port must be a number from 1 to 65535 (got {port!r})")
+        if drop.get("proto", "tcp") not in PROTOS:
+            problems.append(f"{where}: proto must be tcp or udp (got {drop.get('proto')!r})")
+        destinations = drop.get("destinations")
+        if not isinstance(destinations, list) or not destinations:
+            problems.append(
+                f"{where}: destinations must be a non-empty list of addresses or CIDRs"
+                f" (got {destinations!r})"
+            )
+        else:
+            problems += _source_problems(f"{where} destinations", destinations)
+        uids = drop.get("uids", [])
+        if not isinstance(uids, list) or not all(
+            not isinstance(u, bool) and str(u).strip().isdigit() and int(u) < 2**32 for u in uids
+        ):
+            problems.append(f"{where}: uids must be a list of numeric uids (got {uids!r})")
+    return problems
+
+
 def firewall_networks(sources: Any) -> dict[str, Any]:
     """``any`` or a list of addresses/CIDRs -> {any, ipv4: [...], ipv6: [...]} (sorted, merged)."""
     if sources == "any":
@@ -92,4 +139,8 @@ class FilterModule:
     """The firewall role's filters."""
 
     def filters(self) -> dict[str, Any]:
-        return {"firewall_problems": firewall_problems, "firewall_networks": firewall_networks}
+        return {
+            "firewall_problems": firewall_problems,
+            "firewall_output_problems": firewall_output_problems,
+            "firewall_networks": firewall_networks,
+        }
