@@ -41,6 +41,31 @@ SECRETS: dict[str, int] = {
     "vault_webserver_site_ca_passphrase": 32,
 }
 
+# SSH key pairs (ed25519, OpenSSH format), generated together: private key name ->
+# public key name. The public half is vaulted beside it only so they stay a pair.
+KEYPAIRS: dict[str, str] = {
+    # the submitting hosts' key for the Slurm login node's submit account
+    # (roles/slurm slurm_submit_authorized_keys, roles/pipeline pipeline_slurm_ssh_key)
+    "vault_slurm_submit_ssh_private_key": "vault_slurm_submit_ssh_public_key",
+}
+
+
+def ssh_keypair(comment: str) -> tuple[str, str]:
+    """A new ed25519 key pair: (private key in OpenSSH PEM form, public key line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode()
+    public = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return private, f"{public.decode()} {comment}"
+
 
 def vault(*args: str, password_file: Path) -> subprocess.CompletedProcess[str]:
     # the environment variable overrides ansible.cfg's vault_password_file, so
@@ -79,11 +104,17 @@ def main(argv: list[str]) -> int:
             return 2
         current = yaml.safe_load(shown.stdout) or {}
     missing = [name for name in SECRETS if name not in current]
-    if not missing:
-        print(f"gen-secrets: {target}: all {len(SECRETS)} secrets present")
+    # a pair missing either half is generated anew (both halves)
+    pairs = [p for p, pub in KEYPAIRS.items() if p not in current or pub not in current]
+    if not missing and not pairs:
+        print(f"gen-secrets: {target}: all {len(SECRETS) + 2 * len(KEYPAIRS)} secrets present")
         return 0
     for name in missing:
         current[name] = secrets.token_urlsafe(SECRETS[name])[: SECRETS[name]]
+    for name in pairs:
+        comment = name.removeprefix("vault_").removesuffix("_private_key") + "@mlpipe"
+        current[name], current[KEYPAIRS[name]] = ssh_keypair(comment)
+        missing += [name, KEYPAIRS[name]]
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".vault-", suffix=".yml")
     try:
