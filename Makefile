@@ -141,7 +141,7 @@ lint-shell: host-tools
 	@echo "lint: shellcheck"; { echo .ci/run; git ls-files --cached --others --exclude-standard '*.sh'; } | xargs -d '\n' shellcheck
 
 lint-terraform: $(STAMP) ## terraform fmt -check and checkov (offline)
-	@tests/terraform/lint.sh
+	@MLPIPE_UV_VERSION=$(UV_VERSION) tests/terraform/lint.sh
 
 lint-ci: $(STAMP) host-tools ## GitHub workflows and .gitlab-ci.yml: schemas, permissions, shellcheck (offline)
 	@echo "lint: CI definitions (tests/ci/lint_ci.py)"; python tests/ci/lint_ci.py

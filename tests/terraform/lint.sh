@@ -50,7 +50,9 @@ stamp=$venv/.installed
 if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ]; then
   echo "lint-terraform: installing checkov into $venv (first use only)"
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check --no-compile -r "$req"
+  # pip installs uv, uv checkov (as for the other venvs: several times faster)
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-compile "uv==${MLPIPE_UV_VERSION:-0.13.9}"
+  "$venv/bin/uv" pip install -q --system-certs --python "$venv/bin/python" -r "$req"
   touch "$stamp"
 fi
 echo "lint-terraform: checkov (terraform framework, offline)"
