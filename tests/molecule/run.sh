@@ -40,7 +40,7 @@ case $jobs_max in '' | *[!0-9]* | 0)
   echo "test-roles: ERROR: MOLECULE_JOBS=$jobs_max must be a whole number of at least 1" >&2
   exit 2 ;;
 esac
-order=(ngas pipeline mlflow slurm daliuge webserver firewall docker postgresql mlpipe_package common)
+order=(ngas pipeline mlflow slurm daliuge webserver firewall docker postgresql mlpipe_package datadisk common)
 queue=()
 for r in "${order[@]}"; do
   for want in "${roles[@]}"; do [ "$want" = "$r" ] && queue+=("$r"); done
