@@ -15,6 +15,11 @@ iap     (default) SSH through Identity-Aware Proxy TCP forwarding: a per-host
 direct  plain SSH to the internal IP: the controller runs inside the VPC (a VM or
         a VPN-connected network within ssh_source_ranges).
 
+A VM with a data disk (``data_disk`` in the ``hosts`` output) gets
+``datadisk_device_name``: the disk's device name, which the guest sees as
+/dev/disk/by-id/google-<name>; the datadisk role formats it when blank, mounts it
+and puts on it the directories of the host's tiers (ansible/group_vars/all/site.yml).
+
 A tier without VMs of its own that the ``hosted_on`` output names (postgresql =>
 mlflow by default) is a group of the VMs it runs on. ``all.vars`` carry what the
 site needs from Terraform: ``mlpipe_private_cidr``, ``mlpipe_bucket_raw``,
@@ -37,6 +42,8 @@ import yaml
 
 TIERS_FILE = Path(__file__).resolve().parents[2] / "tiers.yml"
 TIER_NAME = re.compile(r"^[a-z][a-z_]{0,18}[a-z]$")
+# A GCE disk device name (RFC 1035 label, as Terraform's attached_disk takes it).
+DEVICE_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 # Every output of terraform/environments/<env>/outputs.tf; tests check both lists agree.
 CONSUMED_OUTPUTS = (
@@ -112,6 +119,15 @@ def _host_vars(
     }
     if vm.get("external_ip"):
         hv["mlpipe_public_ip"] = vm["external_ip"]
+    disk = vm.get("data_disk")
+    if disk is not None:
+        device = disk.get("device_name") if isinstance(disk, dict) else None
+        if not isinstance(device, str) or not DEVICE_NAME.match(device):
+            raise InventoryError(
+                f"host {name}: data_disk needs a device_name (a lowercase name of letters, digits"
+                f" and hyphens, as in /dev/disk/by-id/google-<device_name>), not {device!r}"
+            )
+        hv["datadisk_device_name"] = device
     opts = [f"-o HostKeyAlias={name}", "-o StrictHostKeyChecking=accept-new"]
     if known_hosts:
         opts.append(f"-o UserKnownHostsFile={known_hosts}")

@@ -32,6 +32,18 @@ def test_groups_and_hosts(tf_inventory, tf_output):
     assert _hosts(inv, "web")["mlpipe-web-0"]["ansible_host"] == "10.42.0.10"
 
 
+def test_data_disks_give_the_device_name(tf_inventory, tf_output):
+    inv = tf_inventory.build_inventory(tf_output)
+    assert _hosts(inv, "ngas")["mlpipe-ngas-0"]["datadisk_device_name"] == "data"
+    assert _hosts(inv, "mlflow")["mlpipe-mlflow-0"]["datadisk_device_name"] == "data"
+    # no data disk (data_disk null, or an older output without the key): no variable,
+    # and the datadisk role does nothing there
+    assert "datadisk_device_name" not in _hosts(inv, "web")["mlpipe-web-0"]
+    del tf_output["hosts"]["value"]["dlg_worker"][0]["data_disk"]
+    inv = tf_inventory.build_inventory(tf_output)
+    assert "datadisk_device_name" not in _hosts(inv, "dlg_worker")["mlpipe-dlg-worker-0"]
+
+
 def test_postgresql_defaults_to_the_mlflow_hosts(tf_inventory, tf_output):
     inv = tf_inventory.build_inventory(tf_output)
     assert _hosts(inv, "postgresql") == {"mlpipe-mlflow-0": None}
@@ -96,6 +108,14 @@ def test_empty_tier_gives_empty_group(tf_inventory, tf_output):
         (lambda o: o["hosted_on"].update(value=["postgresql"]), "must map tier"),
         (lambda o: o["private_cidr"].update(sensitive=True), "sensitive"),
         (lambda o: o["hosts"]["value"]["ngas"][0].pop("internal_ip"), "no internal_ip"),
+        (
+            lambda o: o["hosts"]["value"]["ngas"][0]["data_disk"].update(device_name="Data 1"),
+            "mlpipe-ngas-0: data_disk needs a device_name",
+        ),
+        (
+            lambda o: o["hosts"]["value"]["ngas"][0].update(data_disk={"size_gb": 500}),
+            "needs a device_name",
+        ),
         (
             lambda o: o["hosts"]["value"]["ngas"].append(o["hosts"]["value"]["web"][0]),
             "more than one tier",
@@ -177,6 +197,8 @@ def test_cli_writes_a_lint_clean_inventory_ansible_reads(tmp_path, tf_output):
     web = listed["_meta"]["hostvars"]["mlpipe-web-0"]
     assert web["ansible_host"] == "10.42.0.10"
     assert web["mlpipe_bucket_raw"] == "mlpipe-demo-123-mlpipe-raw"
+    assert "datadisk_device_name" not in web
+    assert listed["_meta"]["hostvars"]["mlpipe-ngas-0"]["datadisk_device_name"] == "data"
 
 
 def test_cli_rejects_garbage(tmp_path):

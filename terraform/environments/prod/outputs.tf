@@ -1,7 +1,7 @@
 # Every output here is read by terraform/scripts/tf_inventory.py (tests check it).
 
 output "hosts" {
-  description = "VMs per tier: tier => [{name, zone, internal_ip, external_ip, self_link, tags}]."
+  description = "VMs per tier: tier => [{name, zone, internal_ip, external_ip, self_link, tags, data_disk ({device_name, size_gb, type} or null)}]; data_disk gives the host's datadisk_device_name."
   value       = module.compute.instances
 }
 

@@ -32,6 +32,9 @@ locals {
 
   public_instances = { for k, v in local.instances : k => v if v.public }
   data_disks       = { for k, v in local.instances : k => v if v.config.data_disk_size_gb > 0 }
+  # The attached data disk's device name: the guest sees it as
+  # /dev/disk/by-id/google-<name> (output instances, the inventory's datadisk_device_name).
+  data_disk_device_name = "data"
 
   metadata = {
     enable-oslogin         = "TRUE"
@@ -140,7 +143,7 @@ resource "google_compute_instance" "vm" {
     for_each = contains(keys(local.data_disks), each.key) ? [google_compute_disk.data[each.key].self_link] : []
     content {
       source      = attached_disk.value
-      device_name = "data"
+      device_name = local.data_disk_device_name
       mode        = "READ_WRITE"
     }
   }

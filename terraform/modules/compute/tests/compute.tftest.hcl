@@ -53,6 +53,11 @@ run "groups_and_exposure" {
     condition     = length(google_compute_disk.data) == 1 && length(google_service_account.tier) == 3
     error_message = "one data disk (mlflow) and one service account per tier with VMs"
   }
+
+  assert {
+    condition     = google_compute_instance.vm["mlflow-0"].attached_disk[0].device_name == output.instances["mlflow"][0].data_disk.device_name && output.instances["web"][0].data_disk == null
+    error_message = "the output gives the data disk's device_name (the inventory's datadisk_device_name), null without a data disk"
+  }
 }
 
 run "bad_tier_name" {
