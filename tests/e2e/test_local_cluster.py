@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -431,8 +432,9 @@ def test_hosts_reach_each_other_by_name() -> None:
             )
 
 
-def _connect(host: str, target: str, port: int) -> str:
-    """From inside `host`: `open`, `refused` or `timeout` for a TCP connection to target:port."""
+def _connect(host: str, target: str, port: int, user: str = "root") -> str:
+    """From inside `host` as `user`: `open`, `refused` or `timeout` for a TCP connection to
+    target:port."""
     script = (
         "import socket, sys\n"
         "try:\n"
@@ -444,7 +446,9 @@ def _connect(host: str, target: str, port: int) -> str:
         "else:\n"
         "    print('open')\n"
     )
-    return sh("docker", "exec", host, "python3", "-c", script, target, str(port)).stdout.strip()
+    return sh(
+        "docker", "exec", "-u", user, host, "python3", "-c", script, target, str(port)
+    ).stdout.strip()  # fmt: skip
 
 
 def test_host_firewall_lets_each_service_in_only_from_its_tiers(ngas_env: dict[str, str]) -> None:
@@ -609,6 +613,63 @@ def test_training_runs_as_a_slurm_job_through_its_unit(ngas_env: dict[str, str])
         model_id,
         stored[-20:],
     )
+
+
+SUBMIT_USER = "mlpipe-submit"  # slurm_submit_user, inventories/local/group_vars/all/slurm.yml
+TRAIN_SSH_UNIT = "mlpipe-task@train-ssh.service"  # inventories/local/group_vars/dlg_worker.yml
+
+
+def test_training_runs_through_the_login_node_over_ssh_with_no_network_from_compute(
+    ngas_env: dict[str, str],
+) -> None:
+    """train-ssh on the first worker (no Slurm there): its unit (as mlpipe) submits the
+    example's training over SSH to the login node's sshd on slurm_ctl as the submit account,
+    offline: the job ran on slurm_node as that account (sacct), whose connections to MLflow
+    and NGAS the node's firewall drops (they time out; the pipeline account's still open);
+    the worker uploaded the job's run and model version, its files on NGAS."""
+    assert sh("docker", "exec", WORKER, "sh", "-c", "command -v sbatch", check=False).returncode
+    # the known_hosts the play wrote holds the login node's own host key
+    host_key = sh("docker", "exec", SLURM_CTL, "cat", "/etc/ssh/ssh_host_ed25519_key.pub")
+    known = _on_worker("cat", "/etc/mlpipe/slurm_known_hosts").split()
+    assert known == [SLURM_CTL, *host_key.stdout.split()[:2]], known
+
+    start = sh("docker", "exec", WORKER, "systemctl", "start", TRAIN_SSH_UNIT, check=False)
+    journal = _on_worker("journalctl", "-u", TRAIN_SSH_UNIT, "-o", "cat", "--no-pager")
+    print(journal[-4000:])
+    assert start.returncode == 0, start.stderr
+    assert re.search(r"offline: [1-9][0-9]* input file\(s\) staged to /", journal), journal[-2000:]
+
+    found = _admin_get("model-versions/search", {"filter": "name='seattle-weather-ssh'"})
+    assert found.status_code == 200, found.text
+    newest = max(found.json()["model_versions"], key=lambda v: int(v["version"]))
+    run = _admin_get("runs/get", {"run_id": newest["run_id"]}).json()["run"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    assert tags.get("mlpipe.slurm.state") == "COMPLETED", tags
+    assert tags.get("mlpipe.slurm.offline_run"), tags  # recorded on the node, uploaded here
+    job_id = tags["mlpipe.slurm.job_id"]
+    assert f"as Slurm job {job_id}" in journal
+    accounted = sh(
+        "docker", "exec", SLURM_CTL, "sacct", "-j", job_id, "-X", "-n", "-P",
+        "-o", "JobID,State,User,NodeList",
+    ).stdout.strip()  # fmt: skip
+    assert accounted == f"{job_id}|COMPLETED|{SUBMIT_USER}|{SLURM_NODE}", accounted
+    # the uploaded version's files went through MLflow's proxy into NGAS: under its run
+    # (the worker logged them there), or its logged model's id if it has one
+    stored = [f.file_id for f in _reader(ngas_env).list("mlflow/")]
+    owners = {newest["run_id"], newest.get("model_id") or newest["run_id"]}
+    assert any(
+        fid.endswith("/MLmodel") and any(f"/{o}/" in fid for o in owners) for fid in stored
+    ), (newest, stored[-20:])
+
+    # the job had no way out: the submit account's connections from slurm_node time out
+    ngas = urlsplit(_ngas_url(ngas_env))
+    targets = {"mlflow": (TIERS["mlflow"]["local_host"], 5000), "ngas": (ngas.hostname, ngas.port)}
+    for name, (target, port) in targets.items():
+        assert target and port, (name, target, port)
+        got = _connect(SLURM_NODE, target, port, user=SUBMIT_USER)
+        assert got == "timeout", f"{SUBMIT_USER}@{SLURM_NODE} -> {name} {target}:{port}: {got}"
+        # while the local sbatch path's account (mlpipe) still reaches both
+        assert _connect(SLURM_NODE, target, port, user="mlpipe") == "open", (name, target, port)
 
 
 # the results site: the web host's 443, published on the loopback (tiers.yml local_port),
@@ -846,5 +907,6 @@ def test_down_removes_only_what_up_created(ngas_env: dict[str, str], sentinel: s
     assert proc.returncode == 0
     assert labelled("container") == []
     assert labelled("network") == []
+    assert labelled("volume") == []  # the Slurm hosts' shared filesystem
     running = sh("docker", "inspect", "-f", "{{.State.Running}}", sentinel).stdout.strip()
     assert running == "true", "make down touched a container it did not create"
