@@ -64,3 +64,7 @@ def test_wrong_filesystem_refused_and_untouched(host):
     assert host.check_output(f"debugfs -R 'cat /precious.txt' {dev} 2>/dev/null") == "precious"
     assert not host.mount_point("/mnt/disks/other").exists
     assert "/mnt/disks/other" not in host.file("/etc/fstab").content_string
+
+
+def test_nothing_without_a_device(host):
+    assert not host.file("/srv/untouched").exists
