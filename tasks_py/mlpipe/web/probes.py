@@ -146,7 +146,15 @@ def send(
                 conn.send(probe.body)
         resp = conn.getresponse()
         body = resp.read(1024 * 1024)
-    except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as exc:
+    except (
+        ConnectionError,
+        http.client.RemoteDisconnected,
+        http.client.BadStatusLine,
+        # over TLS, a server closing while the request is still being sent (nginx refusing
+        # headers that are too large, say) is an EOF of the TLS stream, not a reset
+        ssl.SSLEOFError,
+        ssl.SSLZeroReturnError,
+    ) as exc:
         return Outcome(probe, None, True, f"connection closed ({exc.__class__.__name__})")
     finally:
         conn.close()
