@@ -44,7 +44,8 @@ def test_directories_are_bind_mounted_from_the_disk(host):
 def test_data_kept_when_a_new_host_mounts_the_disk(host):
     assert host.file(f"{MOUNT}/srv/ngas/keep.txt").content_string == "kept\n"
     assert host.file("/srv/ngas/keep.txt").content_string == "kept\n"
-    assert uuid(host, "/dev/mlpipe-disk-main") == host.file("/root/datadisk-uuid").content_string.strip()
+    before = host.file("/root/datadisk-uuid").content_string.strip()
+    assert uuid(host, "/dev/mlpipe-disk-main") == before
 
 
 def test_filesystem_grew_with_the_disk(host):
