@@ -55,3 +55,25 @@ def stop_process(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def start_web_site(
+    mlpipe: str, env: dict[str, str], work: Path, *args: str
+) -> tuple[subprocess.Popen, str, Path]:
+    """``mlpipe web serve`` on a free loopback port (no refresh), ready: (process, URL, log)."""
+    port = free_port()
+    log = work / f"web-{port}.log"
+    proc = subprocess.Popen(
+        [mlpipe, "web", "serve", "--port", str(port), "--refresh", "0", *args],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until(
+        lambda: requests.get(f"{url}/healthz", timeout=5).status_code == 200,
+        "mlpipe web serve",
+        proc,
+        log=log,
+    )
+    return proc, url, log

@@ -33,7 +33,7 @@ from mlpipe.tasks.registry import run_task
 MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
 FAST = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from procs import free_port, stop_process, wait_until  # noqa: E402
+from procs import start_web_site, stop_process  # noqa: E402
 
 SHARED = "plots/residuals.png"
 ONLY_V2 = "plots/extra/importance.svg"
@@ -307,21 +307,8 @@ def test_refused_login_is_exit_1_never_not_found(mlflow_server_factory, tmp_path
 
 # ------------------------------------------------------- the results site
 def _site(env: dict[str, str], work: Path, trained: Trained) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = work / f"web-{port}.log"
-    proc = subprocess.Popen(
-        [MLPIPE, "web", "serve", "--port", str(port), "--refresh", "0"]
-        + ["--experiment", trained.experiment, "--model", trained.name],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: requests.get(f"{url}/healthz", timeout=5).status_code == 200,
-        "mlpipe web serve",
-        proc,
-        log=log,
+    proc, url, _ = start_web_site(
+        MLPIPE, env, work, "--experiment", trained.experiment, "--model", trained.name
     )
     return proc, url
 

@@ -31,7 +31,7 @@ TESTS = Path(__file__).resolve().parents[1]
 EXAMPLE = TESTS.parent / "tasks_py" / "examples" / "weather"
 MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
 sys.path.insert(0, str(TESTS))
-from procs import free_port, stop_process, wait_until  # noqa: E402
+from procs import free_port, start_web_site, stop_process  # noqa: E402
 
 
 @dataclass
@@ -48,22 +48,7 @@ class Site:
 
 
 def _start_site(env: dict[str, str], work: Path, *args: str) -> tuple[subprocess.Popen, str, Path]:
-    port = free_port()
-    log = work / f"web-{port}.log"
-    proc = subprocess.Popen(
-        [MLPIPE, "web", "serve", "--port", str(port), "--refresh", "0", *args],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(
-        lambda: requests.get(f"{url}/healthz", timeout=5).status_code == 200,
-        "mlpipe web serve",
-        proc,
-        log=log,
-    )
-    return proc, url, log
+    return start_web_site(MLPIPE, env, work, *args)
 
 
 @pytest.fixture(scope="module")
