@@ -320,9 +320,10 @@ def test_a_finished_runs_artifact_is_read_once(proxy, registered, tmp_path):
     exp = direct.get_experiment_by_name(f"model-cache-{registered.name}")
     assert exp is not None
     run = direct.create_run(exp.experiment_id)
-    mlflow.set_tracking_uri(proxy.upstream)
-    with mlflow.start_run(run_id=run.info.run_id):
-        mlflow.log_dict({"n": 1}, "mlpipe/outputs.json")
+    # the client, not mlflow's fluent API: its active experiment is process-global and
+    # another test of this worker may have set it
+    direct.log_dict(run.info.run_id, {"n": 1}, "mlpipe/outputs.json")
+    direct.set_terminated(run.info.run_id)
     run = MlflowClient(proxy.url).get_run(run.info.run_id)
     assert run.info.status == "FINISHED"
     mlflow.set_tracking_uri(proxy.url)
