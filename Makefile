@@ -99,7 +99,7 @@ test: ## Everything CI checks: lint, unit, roles, end-to-end
 # Debian tools, the Docker engine, the base image), so that each stage's time is its own.
 # Three at a time: pip, apt and debootstrap mostly wait on downloads; apt and debootstrap stay
 # in one chain (host-tools, then docker.io, then the image that needs the engine).
-test-setup:
+test-setup: ## What the other test stages install on first use (venvs, wheel, Debian tools, Docker, base image)
 	@$(MAKE) -j 3 --output-sync=target setup-python setup-host
 
 setup-python: wheel $(DLG_STAMP) $(TOP)/.vault-pass
