@@ -69,6 +69,8 @@ class CacheConfig:
     probe_max_latency_ms: float = 250.0  # slower STATUS round trip -> "bad"
     probe_min_throughput_mbps: float = 5.0  # slower recent downloads (MB/s) -> "bad"
     probe_ttl: float = 60.0  # seconds a probe result is reused
+    min_free: ByteSize = ByteSize(256 * 1024**2)  # a download must leave this free on the disk
+    lock_timeout: float = 600.0  # s to wait for another process's download of the same entry
 
 
 @dataclasses.dataclass(frozen=True)

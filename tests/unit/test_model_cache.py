@@ -239,6 +239,26 @@ def test_unreachable_mlflow_is_unreachable_not_absent(tmp_path, monkeypatch):
     assert models(tmp_path, url, "auto").mode() == "offline"  # auto measures: nothing answers
 
 
+def test_unreachable_mlflow_serves_the_cached_alias_with_a_warning(
+    proxied, registered, tmp_path, monkeypatch, caplog
+):
+    for key, value in FAST.items():
+        monkeypatch.setenv(key, value)
+    name = registered.name
+    with FaultyProxy(proxied[0].upstream) as own:  # this test's name for the server
+        first = models(tmp_path, own.url).get(f"{name}@production")
+    # closed: nothing listens at own.url any more
+    for mode in ("good", "auto"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="mlpipe.tasks.model_cache"):
+            again = models(tmp_path, own.url, mode).get(f"{name}@production")
+        assert again.version == first.version and not again.downloaded, mode
+        assert "may be stale" in caplog.text and f"{name}@production" in caplog.text, mode
+    assert predict(again.path, registered) == registered.predictions[first.version]
+    with pytest.raises(MlflowUnreachable):  # never resolved here: nothing to fall back on
+        models(tmp_path, own.url).get(f"{name}@staging")
+
+
 def test_a_server_that_never_answers_is_a_timeout_not_absent(tmp_path, monkeypatch):
     for key, value in {**FAST, "MLFLOW_HTTP_REQUEST_TIMEOUT": "1"}.items():
         monkeypatch.setenv(key, value)

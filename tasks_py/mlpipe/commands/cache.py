@@ -53,6 +53,11 @@ def _stats(args: argparse.Namespace) -> int:
     print(f"hits      {st.hits} (of which served possibly stale: {int(c.get('stale_served', 0))})")
     print(f"misses    {st.misses} ({_human(c.get('bytes_downloaded', 0))} downloaded)")
     print(f"evictions {int(c.get('evictions', 0))}")
+    if st.leftovers:
+        print(
+            f"leftovers {st.leftovers} partial download(s), {_human(st.leftover_size)} "
+            "(in the size; mlpipe cache prune removes them)"
+        )
     return 0
 
 
@@ -63,9 +68,9 @@ def _prune(args: argparse.Namespace) -> int:
     elif args.older_than is not None:
         n, freed = cache.prune(older_than=args.older_than * 86400)
     elif args.max_size:
-        n, freed = cache.evict(parse_size(args.max_size, "--max-size"))
+        n, freed = cache.prune(max_size=parse_size(args.max_size, "--max-size"))
     else:
-        n, freed = cache.evict()
+        n, freed = cache.prune()
     print(f"removed {n} file(s), freed {_human(freed)}")
     return 0
 

@@ -46,6 +46,14 @@ class CacheMiss(MlpipeError):
     """A file is not in the local cache and the connection mode forbids downloading it."""
 
 
+class CacheFull(MlpipeError):
+    """The cache's filesystem has no room for a download (ENOSPC, or the free-space reserve)."""
+
+
+class CacheLockTimeout(MlpipeError):
+    """Another process held an entry's download lock longer than ``[cache] lock_timeout``."""
+
+
 class BadFileId(BadInput):
     """An NGAS file id that NGAS would mangle or that cannot be listed by prefix."""
 

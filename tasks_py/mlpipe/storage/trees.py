@@ -31,9 +31,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
-
+from mlpipe.storage import space
 from mlpipe.storage.cache import ReadCache
+from mlpipe.storage.errors import CacheFull
 
 Fill = Callable[[Path], Mapping[str, str]]
 
@@ -126,14 +126,26 @@ class TreeStore:
         removed.
         """
         key = tree_key(server, kind, name, version)
-        with FileLock(str(self.cache.dir / "locks" / f"{key}.lock")):
+        what = f"caching {kind} {name} {version} of {server}"
+        with self.cache.lock(key, what):
             found = self.get(server, kind, name, version)
             if found is not None:
                 return found  # filled by another process while this one waited
             tmp = self.cache.dir / "trees" / f".tmp-{key}-{os.getpid()}-{time.monotonic_ns()}"
+            self.cache.make_room(0, what, keep=key)  # the reserve; the size is not known yet
             tmp.mkdir()
             try:
-                meta = dict(fill(tmp))
+                try:
+                    meta = dict(fill(tmp))
+                except OSError as exc:
+                    if not space.is_no_space(exc):
+                        raise
+                    raise CacheFull(
+                        f"{what}: no space left in the cache directory {self.cache.dir} "
+                        f"({space.free_bytes(self.cache.dir)} bytes free, [cache] min_free = "
+                        f"{self.cache.min_free}); nothing was kept. Free space there, lower "
+                        "[cache] max_size or move the cache ([cache] dir, MLPIPE_CACHE_DIR)"
+                    ) from None
                 manifest = _manifest(tmp)
                 final = self.cache.tree_path(key)
                 final.parent.mkdir(exist_ok=True)

@@ -17,7 +17,10 @@ and loaded from there:
 
 ``auto`` mode measures the tracking server (median round trip of three
 ``GET /health``, ``[cache] probe_max_latency_ms``; unreachable is ``offline``),
-reused for ``[cache] probe_ttl`` seconds. Only MLflow's "does not exist" means
+reused for ``[cache] probe_ttl`` seconds. An alias whose resolution is recorded
+is taken from the record, with a warning, when MLflow cannot be reached (after
+MLflow's own retries, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES``) in ``good`` mode too.
+Only MLflow's "does not exist" means
 absent: a refused login, a 5xx or a timeout raise
 :class:`~mlpipe.tasks.mlflow_errors.MlflowFailed`, and a download that fails or
 delivers fewer bytes than listed records nothing.
@@ -44,9 +47,14 @@ from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.storage.cache import ReadCache
 from mlpipe.storage.errors import CacheMiss
 from mlpipe.storage.probe import BAD, GOOD, OFFLINE, ConnectionMode
-from mlpipe.storage.trees import Tree, TreeStore
+from mlpipe.storage.trees import Tree, TreeStore, tree_key
 from mlpipe.tasks import modelref
-from mlpipe.tasks.mlflow_errors import as_mlpipe_errors, is_not_found, unless_absent
+from mlpipe.tasks.mlflow_errors import (
+    MlflowUnreachable,
+    as_mlpipe_errors,
+    is_not_found,
+    unless_absent,
+)
 from mlpipe.tasks.modelref import ModelRef
 
 log = logging.getLogger(__name__)
@@ -152,7 +160,15 @@ class ModelCache:
                 )
         # one request (the registered model, with its aliases); a missing model or alias
         # raises BadInput naming what exists, any other failure MlflowFailed
-        version = str(modelref.resolve(self.client, ref).version)
+        try:
+            version = str(modelref.resolve(self.client, ref).version)
+        except MlflowUnreachable as exc:
+            known = self.trees.recall(self.server, MODEL, ref.name, ref.alias)
+            if known is None:
+                raise
+            log.info("MLflow unreachable: %s", exc)
+            self._warn_stale(ref, known.value, known.resolved_at, "no")
+            return ModelRef(ref.name, version=known.value, alias=ref.alias)
         self.trees.remember(self.server, MODEL, ref.name, ref.alias, version)
         return ModelRef(ref.name, version=version, alias=ref.alias)
 
@@ -215,8 +231,12 @@ class ModelCache:
 
     def copy_to(self, model: ModelRef | str, dest: Path, default_alias: str = "production") -> Path:
         """The files of ``model`` copied into the new directory ``dest`` (complete or absent)."""
-        cached = self.get(model, default_alias)
-        return copy_tree(cached.path, dest)
+        ref = model if isinstance(model, ModelRef) else modelref.parse(model, default_alias)
+        resolved = self.resolve(ref)
+        assert resolved.version is not None
+        with self.cache.pin(tree_key(self.server, MODEL, resolved.name, resolved.version)):
+            cached = self.version(resolved.name, resolved.version)  # not evicted while copied
+            return copy_tree(cached.path, dest)
 
     # ------------------------------------------------------------------- runs
     def run_file(self, run: Run, path: str, scratch: Path, what: str | None = None) -> Path | None:
