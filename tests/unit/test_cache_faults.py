@@ -377,3 +377,58 @@ def test_the_auto_probe_keeps_throughput_per_server(
     fast_probe = auto.probe(ngas_server.url)
     assert fast_probe.mode == "good", fast_probe
     assert fast_probe.throughput_mbps is not None and fast_probe.throughput_mbps > 3.0
+
+
+# ------------------------------------------------------------------------ trees
+TREE_READER = """
+import sys
+from mlpipe.storage import ReadCache
+from mlpipe.storage.trees import tree_key
+cache = ReadCache(sys.argv[1], mode="offline")
+with cache.pin(tree_key("srv", "model", "m", "1")):
+    print("pinned", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def _fill(size: int):  # what a download into the tree's temporary directory does
+    def fill(tmp: Path) -> dict[str, str]:
+        (tmp / "MLmodel").write_bytes(os.urandom(size))
+        return {}
+
+    return fill
+
+
+def test_a_pinned_tree_survives_eviction_by_another_process(tmp_path):
+    from mlpipe.storage.trees import TreeStore
+
+    cache = ReadCache(tmp_path / "c", mode="good")
+    tree = TreeStore(cache).put("srv", "model", "m", "1", _fill(1000))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", TREE_READER, str(cache.dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "pinned"
+        assert cache.evict(max_size=0) == (0, 0)
+        assert cache.prune(everything=True) == (0, 0)
+        assert (tree.path / "MLmodel").stat().st_size == 1000
+    finally:
+        reader.kill()
+        reader.wait()
+    assert cache.evict(max_size=0) == (1, 1000)
+    assert not tree.path.exists()
+
+
+def test_no_space_while_filling_a_tree_is_cache_full_and_leaves_nothing(small_disk):
+    from mlpipe.storage.trees import TreeStore
+
+    cache = ReadCache(small_disk / "cache", mode="good")
+    trees = TreeStore(cache)
+    with pytest.raises(CacheFull, match=str(small_disk / "cache")):
+        trees.put("srv", "model", "m", "1", _fill(16 * MiB))  # twice the disk
+    assert trees.entries() == [] and cache.stats().leftovers == 0
+    assert list((small_disk / "cache" / "trees").iterdir()) == []
+    assert trees.put("srv", "model", "m", "1", _fill(MiB)).size == MiB

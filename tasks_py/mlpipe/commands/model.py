@@ -30,11 +30,14 @@ def _fetch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from mlpipe.tasks.context import TaskContext
-    from mlpipe.tasks.model_cache import copy_tree
 
     ctx = TaskContext.from_config()
-    cached = ctx.models.get(args.model, ctx.config.model.alias)
-    path = copy_tree(cached.path, Path(args.dest)) if args.dest else cached.path
+    alias = ctx.config.model.alias
+    if args.dest:  # the cached version is pinned while it is copied
+        cached = ctx.models.copy_to(args.model, Path(args.dest), alias)
+    else:
+        cached = ctx.models.get(args.model, alias)
+    path = cached.path
     if args.json:
         print(
             json.dumps(

@@ -2,8 +2,11 @@
 
 ``auto`` mode measures instead of trusting config: the median round trip of a
 few NGAS STATUS requests (latency) and the throughput of the recent downloads
-the cache recorded (no test download is made). Thresholds come from
-``[cache] probe_max_latency_ms`` and ``probe_min_throughput_mbps``.
+the cache recorded *from that server* (no test download is made; the cache
+keeps one figure per server, a moving average of its downloads of 1 MiB or
+more, so a slow server never marks a fast one as bad). Thresholds come from
+``[cache] probe_max_latency_ms`` and ``probe_min_throughput_mbps``; docs/cache.md
+says how to tune them for a WAN link.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ delivers fewer bytes than listed records nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import posixpath
 import shutil
@@ -229,14 +230,17 @@ class ModelCache:
 
         return self.trees.put(self.server, MODEL, name, version, fill)
 
-    def copy_to(self, model: ModelRef | str, dest: Path, default_alias: str = "production") -> Path:
-        """The files of ``model`` copied into the new directory ``dest`` (complete or absent)."""
+    def copy_to(
+        self, model: ModelRef | str, dest: Path, default_alias: str = "production"
+    ) -> CachedModel:
+        """The files of ``model`` copied into the new directory ``dest`` (complete or absent);
+        the cached version is pinned while it is copied. Its ``path`` is ``dest``."""
         ref = model if isinstance(model, ModelRef) else modelref.parse(model, default_alias)
         resolved = self.resolve(ref)
         assert resolved.version is not None
         with self.cache.pin(tree_key(self.server, MODEL, resolved.name, resolved.version)):
             cached = self.version(resolved.name, resolved.version)  # not evicted while copied
-            return copy_tree(cached.path, dest)
+            return dataclasses.replace(cached, path=copy_tree(cached.path, dest))
 
     # ------------------------------------------------------------------- runs
     def run_file(self, run: Run, path: str, scratch: Path, what: str | None = None) -> Path | None:
