@@ -22,8 +22,8 @@ and puts on it the directories of the host's tiers (ansible/group_vars/all/site.
 
 A tier without VMs of its own that the ``hosted_on`` output names (postgresql =>
 mlflow by default) is a group of the VMs it runs on. ``all.vars`` carry what the
-site needs from Terraform: ``mlpipe_private_cidr``, ``mlpipe_bucket_raw``,
-``mlpipe_bucket_backups`` and ``mlpipe_gcp_*``.
+site needs from Terraform: ``mlpipe_private_cidr``, ``mlpipe_bucket_backups`` and
+``mlpipe_gcp_*``.
 No secret ever goes through here (Terraform state has none).
 """
 
@@ -51,7 +51,6 @@ CONSUMED_OUTPUTS = (
     "hosted_on",
     "private_cidr",
     "network",
-    "bucket_raw",
     "bucket_backups",
     "service_accounts",
     "project_id",
@@ -205,7 +204,6 @@ def build_inventory(
             "mlpipe_env": v["environment"],
             "mlpipe_ssh_via": ssh_via,
             "mlpipe_private_cidr": v["private_cidr"],
-            "mlpipe_bucket_raw": v["bucket_raw"],
             "mlpipe_bucket_backups": v["bucket_backups"],
             "mlpipe_gcp_project": project,
             "mlpipe_gcp_region": v["region"],

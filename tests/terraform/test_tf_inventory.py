@@ -65,7 +65,6 @@ def test_site_variables(tf_inventory, tf_output):
     assert v["ansible_user"] == "u"
     assert v["ansible_ssh_private_key_file"] == "/k"
     assert v["mlpipe_private_cidr"] == "10.42.0.0/24"
-    assert v["mlpipe_bucket_raw"] == "mlpipe-demo-123-mlpipe-raw"
     assert v["mlpipe_bucket_backups"] == "mlpipe-demo-123-mlpipe-backups"
     assert v["mlpipe_gcp_project"] == "mlpipe-demo-123"
     assert v["mlpipe_env"] == "prod"
@@ -100,7 +99,7 @@ def test_empty_tier_gives_empty_group(tf_inventory, tf_output):
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda o: o.pop("bucket_raw"), "lacks bucket_raw"),
+        (lambda o: o.pop("bucket_backups"), "lacks bucket_backups"),
         (lambda o: o["hosts"]["value"].update(bastion=[]), "tiers.yml does not list: bastion"),
         (lambda o: o["hosted_on"].update(value={"postgresql": "slurm_gpu"}), "does not list"),
         (lambda o: o["hosted_on"].update(value={"web": "mlflow"}), "web has VMs of its own"),
@@ -196,7 +195,7 @@ def test_cli_writes_a_lint_clean_inventory_ansible_reads(tmp_path, tf_output):
     assert sorted(listed["slurm_node"]["hosts"]) == ["mlpipe-slurm-node-0", "mlpipe-slurm-node-1"]
     web = listed["_meta"]["hostvars"]["mlpipe-web-0"]
     assert web["ansible_host"] == "10.42.0.10"
-    assert web["mlpipe_bucket_raw"] == "mlpipe-demo-123-mlpipe-raw"
+    assert web["mlpipe_bucket_backups"] == "mlpipe-demo-123-mlpipe-backups"
     assert "datadisk_device_name" not in web
     assert listed["_meta"]["hostvars"]["mlpipe-ngas-0"]["datadisk_device_name"] == "data"
 

@@ -69,8 +69,8 @@ BREAKAGES = {
         tfcheck.check_module_outputs_consumed,
         lambda r: _append(
             r / "modules/storage/outputs.tf",
-            'output "raw_url" {\n  description = "x"\n'
-            '  value = google_storage_bucket.bucket["raw"].url\n}',
+            'output "backups_url" {\n  description = "x"\n'
+            '  value = google_storage_bucket.bucket["backups"].url\n}',
         ),
     ),
     "module_readme_missing": (

@@ -220,17 +220,11 @@ def test_internal_rules_open_exactly_the_listed_ports(platform: Platform) -> Non
 
 def test_buckets_are_private_versioned_and_granted_per_tier(platform: Platform) -> None:
     b = platform.storage["buckets"]
-    assert {k: v["name"] for k, v in b.items()} == {
-        "raw": f"{PROJECT}-mlpipe-raw",
-        "backups": f"{PROJECT}-mlpipe-backups",
-    }
+    assert {k: v["name"] for k, v in b.items()} == {"backups": f"{PROJECT}-mlpipe-backups"}
     assert all(v["pap"] == "enforced" and v["versioned"] is True and v["rules"] for v in b.values())
     grants = {(g["bucket"], g["role"], g["member"]) for g in platform.storage["grants"].values()}
     sa = "serviceAccount:{}@sa".format
     assert grants == {
-        ("raw", "roles/storage.objectUser", sa("ngas")),
-        ("raw", "roles/storage.objectViewer", sa("dlg_worker")),
-        ("raw", "roles/storage.objectViewer", sa("slurm_node")),
         ("backups", "roles/storage.objectCreator", sa("mlflow")),
         ("backups", "roles/storage.objectViewer", sa("mlflow")),
         ("backups", "roles/storage.objectCreator", sa("ngas")),

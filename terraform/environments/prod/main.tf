@@ -15,29 +15,15 @@ locals {
   sa_members = { for t, e in module.compute.service_accounts : t => "serviceAccount:${e}" }
   # Tiers with VMs (so with a service account); known before anything exists.
   with_vms = [for t, g in module.tiers.vm_groups : t if g.count > 0]
-  # Who touches which bucket: tier => member, for the tiers that have VMs.
-  bucket_members = {
-    raw_writers    = { for t in ["ngas"] : t => local.sa_members[t] if contains(local.with_vms, t) }
-    raw_readers    = { for t in ["dlg_worker", "slurm_node"] : t => local.sa_members[t] if contains(local.with_vms, t) }
-    backup_writers = { for t in distinct([lookup(module.tiers.hosted_on, "postgresql", "postgresql"), "ngas"]) : t => local.sa_members[t] if contains(local.with_vms, t) }
-  }
+  # Who writes backups: tier => member, for the tiers that have VMs (the PostgreSQL
+  # tier, or the VMs it is hosted on, and ngas). Their user, the backup role, is
+  # planned (issue 16); the grants are in place for it.
+  backup_writers = { for t in distinct([lookup(module.tiers.hosted_on, "postgresql", "postgresql"), "ngas"]) : t => local.sa_members[t] if contains(local.with_vms, t) }
 
   # Overwritten or deleted object versions are kept this long, in every bucket.
   delete_old_versions = { action = { type = "Delete" }, condition = { days_since_noncurrent_time = 30, with_state = "ARCHIVED" } }
+  # Raw data has no bucket: it lands in NGAS (mlpipe load-raw, the FTP watcher).
   buckets = {
-    raw = {
-      purpose = "raw-data"
-      lifecycle_rules = [
-        { action = { type = "SetStorageClass", storage_class = "NEARLINE" }, condition = { age = 30, matches_storage_class = ["STANDARD"] } },
-        local.delete_old_versions,
-        { action = { type = "AbortIncompleteMultipartUpload" }, condition = { age = 7 } },
-      ]
-      members = {
-        # read, create, overwrite, delete: the NGAS ingest and outside uploaders
-        "roles/storage.objectUser"   = merge(local.bucket_members.raw_writers, { for m in var.raw_data_uploaders : m => m })
-        "roles/storage.objectViewer" = local.bucket_members.raw_readers
-      }
-    }
     backups = {
       purpose = "backups"
       lifecycle_rules = [
@@ -46,8 +32,8 @@ locals {
       ]
       members = {
         # create and read, never delete: versioning keeps the history
-        "roles/storage.objectCreator" = local.bucket_members.backup_writers
-        "roles/storage.objectViewer"  = local.bucket_members.backup_writers
+        "roles/storage.objectCreator" = local.backup_writers
+        "roles/storage.objectViewer"  = local.backup_writers
       }
     }
   }

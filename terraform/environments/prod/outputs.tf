@@ -20,11 +20,6 @@ output "network" {
   value       = module.network.network_self_link
 }
 
-output "bucket_raw" {
-  description = "Raw-data landing bucket (mlpipe_bucket_raw)."
-  value       = module.storage.names["raw"]
-}
-
 output "bucket_backups" {
   description = "Backups bucket (mlpipe_bucket_backups)."
   value       = module.storage.names["backups"]

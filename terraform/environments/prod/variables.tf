@@ -107,12 +107,6 @@ variable "admin_members" {
   }
 }
 
-variable "raw_data_uploaders" {
-  description = "IAM members (outside the platform) that upload into the raw-data landing bucket."
-  type        = list(string)
-  default     = []
-}
-
 variable "backup_retention_days" {
   description = "Days backups are kept in the backups bucket."
   type        = number

@@ -1,6 +1,6 @@
 /**
  * Minimal use of the mlpipe modules: one small VM per tier (PostgreSQL on the
- * mlflow VM), local state, buckets that may be destroyed with their content.
+ * mlflow VM), local state, a backups bucket that may be destroyed with its content.
  *   terraform init && terraform apply -var project_id=... -var region=...
  */
 
@@ -58,11 +58,6 @@ module "storage" {
   name          = "mlpipe-min"
   force_destroy = true
   buckets = {
-    raw = {
-      purpose         = "raw-data"
-      lifecycle_rules = [{ action = { type = "Delete" }, condition = { age = 30 } }]
-      members         = { "roles/storage.objectUser" = { ngas = "serviceAccount:${module.compute.service_accounts["ngas"]}" } }
-    }
     backups = {
       purpose         = "backups"
       lifecycle_rules = [{ action = { type = "Delete" }, condition = { age = 30 } }]

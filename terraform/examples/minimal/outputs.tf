@@ -4,7 +4,7 @@ output "hosts" {
 }
 
 output "buckets" {
-  description = "Raw-data and backups bucket names."
+  description = "Bucket names (backups)."
   value       = module.storage.names
 }
 

@@ -1,6 +1,6 @@
 /**
- * mlpipe storage: one bucket per var.buckets entry (the environments define a
- * raw-data landing bucket and a backups bucket). Every bucket: uniform
+ * mlpipe storage: one bucket per var.buckets entry (the environments define one,
+ * the backups bucket). Every bucket: uniform
  * bucket-level access, public access prevention enforced, object versioning,
  * lifecycle rules;
  * access is granted per bucket and role to the listed members (never
@@ -73,12 +73,8 @@ resource "google_storage_bucket_iam_member" "member" {
   member = each.value.member
 }
 
-# State written before the buckets were one resource.
-moved {
-  from = google_storage_bucket.raw
-  to   = google_storage_bucket.bucket["raw"]
-}
-
+# State written before the buckets were one resource. (The raw-data bucket of that
+# time is gone from the configuration, so it needs no move: Terraform destroys it.)
 moved {
   from = google_storage_bucket.backups
   to   = google_storage_bucket.bucket["backups"]

@@ -6,8 +6,8 @@ variables {
   location   = "test-region1"
   name       = "mlpipe"
   buckets = {
-    raw = {
-      purpose         = "raw-data"
+    scratch = {
+      purpose         = "scratch"
       lifecycle_rules = [{ action = { type = "Delete" }, condition = { age = 30 } }]
       members         = { "roles/storage.objectUser" = { ngas = "serviceAccount:ngas@mlpipe-test-project.iam.gserviceaccount.com" } }
     }
@@ -29,7 +29,7 @@ run "buckets_private_and_versioned" {
   }
 
   assert {
-    condition     = output.names["raw"] == "mlpipe-test-project-mlpipe-raw" && output.names["backups"] == "mlpipe-test-project-mlpipe-backups"
+    condition     = output.names["scratch"] == "mlpipe-test-project-mlpipe-scratch" && output.names["backups"] == "mlpipe-test-project-mlpipe-backups"
     error_message = "bucket names derive from project, name and key"
   }
 
@@ -44,8 +44,8 @@ run "admin_role_rejected" {
 
   variables {
     buckets = {
-      raw = {
-        purpose         = "raw-data"
+      scratch = {
+        purpose         = "scratch"
         lifecycle_rules = [{ action = { type = "Delete" }, condition = { age = 30 } }]
         members         = { "roles/storage.admin" = { x = "user:x@example.org" } }
       }
