@@ -47,6 +47,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from ngas_double import NgasDouble  # noqa: E402
+from ngas_double.server import MLPIPE_STREAM_MIME_TYPES  # noqa: E402
 from procs import free_port, stop_process, wait_until  # noqa: E402
 from slurm.cluster import slurm_cluster  # noqa: E402,F401 (session: a real Slurm on loopback)
 
@@ -132,6 +133,30 @@ def _ngas_online(url: str) -> bool:
     return r.status_code == 200 and 'State="ONLINE"' in r.text
 
 
+def _with_mlpipe_streams(cfg: str) -> str:
+    """The sample configuration plus what roles/ngas always adds for mlpipe: a
+    MimeTypeMap and a Stream (on the octet-stream Stream's storage sets) for each
+    mime type of the double's MLPIPE_STREAM_MIME_TYPES (empty-file markers)."""
+    octet = re.search(
+        r'<Stream MimeType="application/octet-stream"[^>]*>(.*?)</Stream>', cfg, re.DOTALL
+    )
+    assert octet, "the sample NGAS configuration has no application/octet-stream Stream"
+    for mime in sorted(MLPIPE_STREAM_MIME_TYPES):
+        cfg = re.sub(
+            r"(<MimeTypes\b[^>]*>)",
+            rf'\1\n<MimeTypeMap Extension="empty" MimeType="{mime}"/>',
+            cfg,
+            count=1,
+        )
+        cfg = cfg.replace(
+            "<Streams>",
+            f'<Streams>\n<Stream MimeType="{mime}" PlugIn="ngamsGenDapi" PlugInPars="">'
+            f"{octet.group(1)}</Stream>",
+            1,
+        )
+    return cfg
+
+
 def _build_real_ngas(source: str, tmp: Path) -> NgasServer:
     """Build NGAS from ``source`` in a temp venv and start it on 127.0.0.1."""
     src = Path(source)
@@ -163,7 +188,7 @@ def _build_real_ngas(source: str, tmp: Path) -> NgasServer:
         text = re.sub(r'IpAddress="[^"]*"', 'IpAddress="127.0.0.1"', text)
     else:
         text = re.sub(r"<Server\b", '<Server IpAddress="127.0.0.1"', text, count=1)
-    cfg.write_text(text)
+    cfg.write_text(_with_mlpipe_streams(text))
     log = tmp / "ngas-server.log"
     proc = subprocess.Popen(
         [str(venv / "bin" / "ngamsServer"), "-cfg", str(cfg), "-v", "3", "-autoonline"],

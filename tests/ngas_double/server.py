@@ -7,10 +7,12 @@ JSON shapes), keeps files on disk under ``root`` and its catalogue in memory:
 * ``STATUS`` -> 200 status XML, State ONLINE.
 * ``QARCHIVE`` (POST, ``filename``, ``file_id``, ``mime_type``): a mime type with
   no Stream in the server configuration -> 400 ``Unknown mime type: <type>``
-  (real NGAS 12.0, ngamsArchiveUtils; the double knows the Streams of the
-  upstream sample configuration the recordings were made with, see
-  :data:`SAMPLE_CONFIG_MIME_TYPES`; ``mime_types=None`` accepts any). A body without a
-  usable ``Content-Length`` (absent, 0, or chunked) -> 411. Without ``file_id``
+  (real NGAS 12.0, ngamsArchiveUtils; by default the double knows the Streams of
+  the upstream sample configuration the recordings were made with,
+  :data:`SAMPLE_CONFIG_MIME_TYPES`, plus the one roles/ngas always adds for
+  mlpipe, :data:`MLPIPE_STREAM_MIME_TYPES`; ``mime_types=None`` accepts any). A
+  body without a usable ``Content-Length`` (absent, 0, or chunked) -> 411, so an
+  empty file can only be stored as mlpipe's marker. Without ``file_id``
   the id is the *basename* of ``filename``. Re-archiving an id adds a version.
   The body is written to a staging file and catalogued only once complete, so
   an upload cut off midway leaves nothing visible.
@@ -192,6 +194,13 @@ SAMPLE_CONFIG_MIME_TYPES = frozenset(
 )
 
 
+# The Stream roles/ngas renders whatever ngas_mime_types says (its vars/main.yml,
+# __ngas_mlpipe_mime_types): the mime type of mlpipe's empty-file markers. Kept
+# here as a literal (the double is copied to test hosts on its own); a unit test
+# checks it against the role and the client.
+MLPIPE_STREAM_MIME_TYPES = frozenset({"application/x-mlpipe-empty"})
+
+
 class NgasDouble:
     """The double: ``start()`` it, use ``url``, ``stop()`` it (or use ``with``)."""
 
@@ -200,7 +209,7 @@ class NgasDouble:
         root: Path | str,
         host: str = "127.0.0.1",
         port: int = 0,
-        mime_types: frozenset[str] | None = SAMPLE_CONFIG_MIME_TYPES,
+        mime_types: frozenset[str] | None = SAMPLE_CONFIG_MIME_TYPES | MLPIPE_STREAM_MIME_TYPES,
         users: dict[str, tuple[str, frozenset[str] | None]] | None = None,
         auth_exclude: frozenset[str] = frozenset({"STATUS"}),
     ) -> None:

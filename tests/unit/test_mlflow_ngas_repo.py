@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
+import requests
+import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from mlpipe import cli
 from mlpipe.storage.mlflow_ngas import NgasArtifactRepository
+from mlpipe.storage.ngas import EMPTY_MARKER, EMPTY_MIME
+from ngas_double import NgasDouble
+from ngas_double.server import MLPIPE_STREAM_MIME_TYPES, SAMPLE_CONFIG_MIME_TYPES
+
+REPO = Path(__file__).resolve().parents[2]
+EMPTY_TYPE_ENTRY = {"mime_type": EMPTY_MIME, "extension": "empty"}
 
 
 @pytest.fixture
@@ -50,13 +60,127 @@ def test_delete_is_refused_with_clear_error_and_nothing_lost(repo, tmp_path):
     assert [i.path for i in repo.list_artifacts("sub")] == ["sub/x.txt"]
 
 
-def test_empty_file_refused_with_clear_error(repo, tmp_path):
-    (tmp_path / "t").mkdir()
-    (tmp_path / "t" / "ok.txt").write_text("ok")
-    (tmp_path / "t" / "empty.txt").write_text("")
-    with pytest.raises(MlflowException, match="empty.txt"):
-        repo.log_artifacts(str(tmp_path / "t"))
-    assert repo.list_artifacts() == []  # nothing of the batch was uploaded
+def _sizes(repo: NgasArtifactRepository, path: str | None = None) -> dict[str, int | None]:
+    return {f.path: f.file_size for f in repo.list_artifacts(path)}
+
+
+def test_empty_files_round_trip_byte_for_byte_and_list_as_size_0(
+    repo, ngas_client, ngas_server, tmp_path
+):
+    tree = tmp_path / "t"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "ok.txt").write_text("ok")
+    (tree / "empty.txt").write_bytes(b"")
+    (tree / "pkg" / "__init__.py").write_bytes(b"")
+    (tree / "marker.txt").write_bytes(EMPTY_MARKER)  # a real file that looks like the marker
+    repo.log_artifacts(str(tree))
+    single = tmp_path / "lone.empty"
+    single.write_bytes(b"")
+    repo.log_artifact(str(single), "one")
+    assert _sizes(repo) == {
+        "empty.txt": 0,
+        "marker.txt": len(EMPTY_MARKER),
+        "ok.txt": 2,
+        "one": None,
+        "pkg": None,
+    }
+    assert _sizes(repo, "pkg") == {"pkg/__init__.py": 0}
+    assert _sizes(repo, "one") == {"one/lone.empty": 0}
+    # As NGAS holds them: the empty ones as markers, the look-alike with its own type.
+    root = repo._file_id()
+    formats = {r.file_id[len(root) + 1 :]: r.mime_type for r in ngas_client.list(root + "/")}
+    assert formats["empty.txt"] == formats["pkg/__init__.py"] == EMPTY_MIME
+    assert formats["one/lone.empty"] == EMPTY_MIME
+    assert formats["marker.txt"] != EMPTY_MIME and formats["ok.txt"] != EMPTY_MIME
+    out = tmp_path / "out"
+    out.mkdir()
+    repo.download_artifacts("", str(out))
+    for rel in ("ok.txt", "empty.txt", "pkg/__init__.py", "marker.txt"):
+        assert (out / rel).read_bytes() == (tree / rel).read_bytes(), rel
+    assert (out / "one" / "lone.empty").read_bytes() == b""
+    served = repo.get_local_path("pkg/__init__.py")  # the proxied server's path
+    assert served is not None and Path(served).read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not the marker", EMPTY_MARKER[:-1], EMPTY_MARKER + b"x", b"\0" * len(EMPTY_MARKER)],
+    ids=["other", "truncated", "longer", "same-size"],
+)
+def test_damaged_marker_is_an_error_not_an_empty_file(repo, ngas_server, tmp_path, body):
+    """The mime type says "empty"; a body that is not the marker must not be served as empty."""
+    fid = repo._file_id("broken", "__init__.py")
+    r = requests.post(
+        f"{ngas_server.url}/QARCHIVE",
+        params={"filename": fid, "file_id": fid, "mime_type": EMPTY_MIME},
+        data=body,
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    assert _sizes(repo, "broken") == {"broken/__init__.py": 0}  # the mime type decides
+    dest = tmp_path / "got" / "__init__.py"
+    with pytest.raises(MlflowException, match="not mlpipe's empty-file marker"):
+        repo._download_file("broken/__init__.py", str(dest))
+    assert not dest.exists()
+    with pytest.raises(MlflowException, match="damaged"):
+        repo.get_local_path("broken/__init__.py")
+
+
+def test_empty_file_on_ngas_without_the_marker_stream_is_a_clear_error(tmp_path):
+    """NGAS without a Stream for the marker type cannot hold empty files: say what to add."""
+    with NgasDouble(tmp_path / "ngas", mime_types=SAMPLE_CONFIG_MIME_TYPES) as double:
+        repo = NgasArtifactRepository(f"ngas://127.0.0.1:{double.port}/run")
+        (tmp_path / "e").write_bytes(b"")
+        with pytest.raises(MlflowException, match=r"no <Stream> for application/x-mlpipe-empty"):
+            repo.log_artifact(str(tmp_path / "e"))
+        assert double.files == {}  # not stored as octet-stream either
+        (tmp_path / "f").write_text("f")
+        repo.log_artifact(str(tmp_path / "f"))  # other files are not affected
+        assert [f.path for f in repo.list_artifacts()] == ["f"]
+
+
+def _render_ngas_config(**overrides: object) -> ET.Element:
+    """roles/ngas's ngamsServer.conf.j2 rendered by Ansible with the role's defaults and vars."""
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.template import Templar, trust_as_template
+
+    role = REPO / "roles" / "ngas"
+    variables: dict[str, object] = {}
+    for part in ("defaults", "vars"):
+        variables.update(yaml.safe_load((role / part / "main.yml").read_text()))
+    variables = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in variables.items()}
+    variables.update(
+        inventory_hostname="ngas-host",
+        ansible_managed="managed",
+        ansible_facts={"fqdn": "ngas-host", "default_ipv4": {"address": "10.0.0.5"}},
+        **overrides,
+    )
+    template = (role / "templates" / "ngamsServer.conf.j2").read_text()
+    text = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(template))
+    return ET.fromstring(text)
+
+
+@pytest.mark.parametrize(
+    "mime_types",
+    [
+        None,
+        [{"mime_type": "text/plain", "extension": "txt"}],
+        [{"mime_type": "text/plain", "extension": "txt"}, EMPTY_TYPE_ENTRY],
+    ],
+    ids=["defaults", "site-list-without-it", "site-list-with-it"],
+)
+def test_ngas_role_declares_the_marker_mime_type(mime_types):
+    """Real NGAS accepts only mime types with a <Stream>: the role always renders the marker's."""
+    cfg = _render_ngas_config(**({} if mime_types is None else {"ngas_mime_types": mime_types}))
+    streams = [s for s in cfg.iter("Stream") if s.get("MimeType") == EMPTY_MIME]
+    maps = [m for m in cfg.iter("MimeTypeMap") if m.get("MimeType") == EMPTY_MIME]
+    assert len(streams) == 1 and len(maps) == 1
+    assert streams[0].get("PlugIn") == "ngamsGenDapi"
+    assert [r.get("StorageSetId") for r in streams[0].iter("StorageSetRef")] == ["volume1"]
+    # the double (and the real NGAS the tests build) is configured like the role
+    role_vars = yaml.safe_load((REPO / "roles" / "ngas" / "vars" / "main.yml").read_text())
+    role_types = {m["mime_type"] for m in role_vars["__ngas_mlpipe_mime_types"]}
+    assert role_types == set(MLPIPE_STREAM_MIME_TYPES) == {EMPTY_MIME}
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from mlpipe.storage import (
     NgasUnavailable,
     crc32_of_file,
 )
+from mlpipe.storage.ngas import EMPTY_MARKER, EMPTY_MIME
 
 
 def _file(tmp_path: Path, name: str, size: int) -> Path:
@@ -73,12 +74,27 @@ def test_retrieve_missing_is_not_found_with_ngas_message(ngas_client, tmp_path):
     assert r.status_code == 400 and "NGAMS_ER_UNAVAIL_FILE:4019" in r.text
 
 
-def test_empty_file_refused_before_sending(ngas_client, ngas_prefix, tmp_path):
+def test_empty_file_archived_as_marker_and_retrieved_empty(ngas_client, ngas_prefix, tmp_path):
+    """NGAS refuses 0-byte bodies (411): the client stores the marker, reads back 0 bytes."""
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
+    fid = f"{ngas_prefix}/empty"
+    info = ngas_client.archive(empty, fid, mime_type="text/plain")
+    assert (info.size, info.checksum, info.mime_type) == (0, "0", EMPTY_MIME)
+    [row] = ngas_client.versions(fid)
+    assert (row.size, row.checksum, row.mime_type, row.empty_marker) == (0, "0", EMPTY_MIME, True)
+    raw = requests.get(f"{ngas_client.url}/RETRIEVE", params={"file_id": fid}, timeout=10)
+    assert raw.content == EMPTY_MARKER and raw.headers["Content-Type"] == EMPTY_MIME
+    (tmp_path / "out").write_bytes(b"old contents")
+    assert ngas_client.retrieve(fid, tmp_path / "out").size == 0
+    assert (tmp_path / "out").read_bytes() == b""
+
+
+def test_marker_mime_type_refused_for_non_empty_files(ngas_client, ngas_prefix, tmp_path):
+    src = _file(tmp_path, "f", 10)
     before = ngas_client.requests_sent
-    with pytest.raises(NgasError, match="empty"):
-        ngas_client.archive(empty, f"{ngas_prefix}/empty")
+    with pytest.raises(NgasError, match="reserved"):
+        ngas_client.archive(src, f"{ngas_prefix}/f", mime_type=EMPTY_MIME)
     assert ngas_client.requests_sent == before
 
 

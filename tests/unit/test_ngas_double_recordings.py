@@ -99,3 +99,35 @@ def test_recorded_checksum_is_decimal_crc32_and_client_accepts_signed():
     assert checksum_matches("57229941", 57229941)
     assert checksum_matches(str(2805525020 - 2**32), 2805525020)  # Python-2 NGAS signed form
     assert not checksum_matches("57229942", 57229941)
+
+
+def test_qarchive_unknown_mime_no_stream(double_url, ngas_prefix):
+    """A mime type without a <Stream> is refused, whatever the body (recorded 400)."""
+    rec = recorded("qarchive_unknown_mime_no_stream.http")
+    fid = f"{ngas_prefix}/model.pkl"
+    target = f"/QARCHIVE?filename=model.pkl&file_id={fid}&mime_type=application/x-python-pickle"
+    got = live(double_url, "POST", target, os.urandom(2048))
+    same_shape(rec, got)
+    assert status_attrs(got[2])["Message"] == status_attrs(rec[2])["Message"]
+    assert live(double_url, "GET", f"/RETRIEVE?file_id={fid}")[0] == 400  # nothing stored
+
+
+def test_qarchive_empty_body_refused_for_the_marker_mime_type_too(double_url, ngas_prefix):
+    """411 comes before the mime type: no empty body is ever stored, marker type or not."""
+    rec = recorded("qarchive_empty_body.http")
+    target = f"/QARCHIVE?filename=e&file_id={ngas_prefix}/e&mime_type=application/x-mlpipe-empty"
+    got = live(double_url, "POST", target)
+    same_shape(rec, got)
+    assert status_attrs(got[2])["Message"] == status_attrs(rec[2])["Message"]
+
+
+def test_retrieve_content_type_is_the_archived_mime_type(double_url, ngas_prefix):
+    """RETRIEVE answers Content-Type: <archived mime type> (recorded with a second type)."""
+    rec = recorded("retrieve_other_mime_headers.http")
+    fid = f"{ngas_prefix}/exp4/run2/e"
+    body = b"any body"
+    target = f"/QARCHIVE?filename={fid}&file_id={fid}&mime_type=application/x-mlpipe-empty"
+    assert live(double_url, "POST", target, body)[0] == 200
+    got = live(double_url, "GET", f"/RETRIEVE?file_id={fid}")
+    same_shape(rec, got, body_xml=False)
+    assert got[1]["Content-Type"] == "application/x-mlpipe-empty" and got[2] == body

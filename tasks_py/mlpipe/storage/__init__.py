@@ -19,6 +19,7 @@ All errors are :class:`mlpipe.errors.MlpipeError` subclasses (see
 
 from mlpipe.storage.cache import CacheStats, ReadCache
 from mlpipe.storage.errors import (
+    BadEmptyMarker,
     BadFileId,
     BadUri,
     CacheMiss,
@@ -33,6 +34,7 @@ from mlpipe.storage.uri import NgasUri, parse_ngas_uri
 
 __all__ = [
     "ArchiveResult",
+    "BadEmptyMarker",
     "BadFileId",
     "BadUri",
     "CacheMiss",

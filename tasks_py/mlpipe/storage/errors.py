@@ -42,6 +42,10 @@ class ChecksumMismatch(NgasError):
     """Bytes received or sent do not match NGAS's crc32; nothing was kept."""
 
 
+class BadEmptyMarker(ChecksumMismatch):
+    """A version NGAS lists as an empty-file marker whose stored body is not the marker."""
+
+
 class CacheMiss(MlpipeError):
     """A file is not in the local cache and the connection mode forbids downloading it."""
 

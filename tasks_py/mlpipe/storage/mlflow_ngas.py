@@ -14,8 +14,16 @@ the tracking server proxies, this class runs inside it).
   one staleness check (none in ``bad``/``offline`` mode).
 * Deletion removes every version with NGAS REMFILE (needs each version's disk
   id, read from the listing); if NGAS refuses, the error says why.
-* NGAS cannot store empty files (411); logging one raises an error naming it
-  before anything of the batch is uploaded.
+* Empty files (an empty ``__init__.py`` in a model's ``code_paths``, marker
+  files) round-trip like any other: NGAS refuses 0-byte bodies (411), so the
+  client (:mod:`mlpipe.storage.ngas`) archives an empty file as a fixed marker
+  body with the mime type ``application/x-mlpipe-empty`` under the same file
+  id. Listings report that format as size 0 and downloads write an empty file
+  after checking the stored body is the marker (a damaged one is an error, never
+  silently empty). The mime type decides, not the content: a file whose bytes
+  equal the marker is stored with its own type and comes back as itself. NGAS
+  must have a ``<Stream>`` for that mime type (roles/ngas renders one); without
+  it logging an empty file fails with an error saying what to add.
 """
 
 from __future__ import annotations
@@ -99,7 +107,6 @@ class NgasArtifactRepository(ArtifactRepository):
     def log_artifact(self, local_file: str, artifact_path: str | None = None) -> None:
         """Archive one local file as ``<root>/<artifact_path>/<basename>``."""
         local = Path(local_file)
-        self._refuse_empty([local])
         file_id = self._file_id(artifact_path, local.name)
         try:
             self.client.archive(local, file_id, mime_type=_mime(local.name))
@@ -110,23 +117,12 @@ class NgasArtifactRepository(ArtifactRepository):
         """Archive a whole tree, keeping its relative paths in the file ids."""
         root = Path(local_dir)
         files = sorted(p for p in root.rglob("*") if p.is_file())
-        self._refuse_empty(files)
         try:
             for path in files:
                 rel = path.relative_to(root).as_posix()
                 self.client.archive(path, self._file_id(artifact_path, rel), _mime(path.name))
         except MlpipeError as exc:
             raise _wrap(exc) from exc
-
-    @staticmethod
-    def _refuse_empty(files: list[Path]) -> None:
-        empty = [str(p) for p in files if p.stat().st_size == 0]
-        if empty:
-            raise MlflowException(
-                "NGAS cannot store empty files (it answers 411 Content-Length is 0); "
-                f"nothing was uploaded. Empty file(s): {', '.join(empty[:10])}",
-                error_code=INVALID_PARAMETER_VALUE,
-            )
 
     # --------------------------------------------------------------- reads
     def list_artifacts(self, path: str | None = None) -> list[MlflowFileInfo]:

@@ -16,6 +16,21 @@ Protocol facts it relies on (recorded from NGAS 12.0):
 * With authorization on, requests carry HTTP Basic credentials; no or wrong
   credentials get 401 (no ``WWW-Authenticate`` header), a user lacking the
   command 403: both become :class:`NgasAccessDenied`, never "not found".
+* NGAS refuses an empty body (411) and records each file's mime type (QARCHIVE
+  ``mime_type``; QUERY's ``format`` column; RETRIEVE's ``Content-Type``); it
+  accepts only mime types its configuration has a ``<Stream>`` for.
+
+Empty files: NGAS cannot store 0 bytes, so an empty file is archived as the
+fixed body :data:`EMPTY_MARKER` with the mime type :data:`EMPTY_MIME`
+(``application/x-mlpipe-empty``) under its own file id. The mime type, never
+the content, decides: a row of that format is an empty file (``FileInfo.size``
+0, ``checksum`` the crc32 of no bytes, ``"0"``) and RETRIEVE writes an empty
+file after checking that the stored body is exactly the marker (anything else
+raises :class:`BadEmptyMarker`); a real file whose bytes equal the marker is
+archived with its own mime type and reads back as those bytes. Archiving a
+non-empty file as :data:`EMPTY_MIME` is refused. The server needs a
+``<Stream>`` (and ``<MimeTypeMap>``) for :data:`EMPTY_MIME`; roles/ngas
+renders both. Readers other than mlpipe see the marker body.
 """
 
 from __future__ import annotations
@@ -29,13 +44,14 @@ import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from mlpipe.storage.errors import (
+    BadEmptyMarker,
     BadFileId,
     ChecksumMismatch,
     DeleteRefused,
@@ -50,6 +66,16 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
 DEFAULT_MIME = "application/octet-stream"
+
+# How an empty file is stored (NGAS refuses 0-byte bodies): this body, this mime
+# type. Both are fixed for good: files archived with them stay readable.
+EMPTY_MIME = "application/x-mlpipe-empty"
+EMPTY_MARKER = (
+    b"mlpipe empty-file marker v1\n"
+    b"NGAS cannot store empty files. This body, archived with the mime type\n"
+    b"application/x-mlpipe-empty, stands for a file of 0 bytes; mlpipe reads it as one.\n"
+)
+EMPTY_CHECKSUM = str(zlib.crc32(b""))  # "0": the crc32 of an empty file
 
 
 def crc32_of_file(path: Path | str, chunk: int = CHUNK) -> int:
@@ -73,7 +99,12 @@ def checksum_matches(ngas_checksum: str | int | None, crc: int) -> bool:
 
 @dataclass(frozen=True)
 class FileInfo:
-    """One version of one archived file (a files_like row or a QARCHIVE answer)."""
+    """One version of one archived file (a files_like row or a QARCHIVE answer).
+
+    ``size`` and ``checksum`` describe the file's content: for an empty-file
+    marker (``mime_type`` :data:`EMPTY_MIME`) 0 and :data:`EMPTY_CHECKSUM`, not
+    the stored marker body's.
+    """
 
     file_id: str
     version: int
@@ -84,6 +115,17 @@ class FileInfo:
     file_name: str = ""
     mime_type: str = DEFAULT_MIME
     ingestion_date: str = ""
+
+    @property
+    def empty_marker(self) -> bool:
+        """True when NGAS holds this version as an empty-file marker."""
+        return self.mime_type == EMPTY_MIME
+
+    def content(self) -> FileInfo:
+        """This version as the file it stands for (size 0 for an empty-file marker)."""
+        if not self.empty_marker:
+            return self
+        return replace(self, size=0, checksum=EMPTY_CHECKSUM)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> FileInfo:
@@ -97,7 +139,7 @@ class FileInfo:
             file_name=str(row.get("file_name") or ""),
             mime_type=str(row.get("format") or DEFAULT_MIME),
             ingestion_date=str(row.get("ingestion_date") or ""),
-        )
+        ).content()
 
 
 # What archive() returns: the stored version's FileInfo.
@@ -152,6 +194,26 @@ class _UploadBody:
                 self.sent += len(block)
                 self.on_chunk(len(block))
                 yield block
+
+
+def _archived(root: ET.Element, file_id: str, mime_type: str) -> FileInfo:
+    """The stored version a QARCHIVE answer describes (as stored: a marker's own size)."""
+    disk = root.find("DiskStatus")
+    fstat = root.find(".//FileStatus")
+    if fstat is None:
+        raise NgasError(f"NGAS QARCHIVE for {file_id}: answer has no FileStatus element")
+    a = fstat.attrib
+    return FileInfo(
+        file_id=a.get("FileId", file_id),
+        version=int(a.get("FileVersion", "0")),
+        size=int(a.get("FileSize", "0")),
+        checksum=a.get("Checksum", ""),
+        checksum_plugin=a.get("ChecksumPlugIn", ""),
+        disk_id=disk.attrib.get("DiskId", "") if disk is not None else "",
+        file_name=a.get("FileName", ""),
+        mime_type=a.get("Format", mime_type),
+        ingestion_date=a.get("IngestionDate", ""),
+    )
 
 
 def client_options(ngas: Any) -> dict[str, Any]:
@@ -329,8 +391,9 @@ class NgasClient:
 
         Streams from disk with a Content-Length (memory does not grow with the
         file size) and checks the server's crc32 against the bytes sent.
-        Empty files are refused by NGAS (411); this raises :class:`BadInput`-like
-        :class:`NgasError` before sending.
+        An empty file (NGAS refuses 0-byte bodies with 411) is archived as the
+        empty-file marker (:data:`EMPTY_MARKER`, mime type :data:`EMPTY_MIME`,
+        ``mime_type`` is then not kept); the result describes the empty file.
         """
         path = Path(path)
         file_id = validate_file_id(file_id)
@@ -341,9 +404,12 @@ class NgasClient:
         if not path.is_file():
             raise NgasError(f"cannot archive {path}: not a regular file")
         if size == 0:
+            return self._archive_empty(path, file_id)
+        if mime_type == EMPTY_MIME:
             raise NgasError(
-                f"cannot archive {path} as {file_id}: NGAS refuses empty files "
-                "(411 Content-Length is 0); store a non-empty file"
+                f"cannot archive {path} as {file_id} with the mime type {EMPTY_MIME}: it is "
+                "reserved for mlpipe's empty-file markers (the file would read back as empty); "
+                "use another mime type"
             )
         bar = progress_bar(size, f"archive {file_id}", self.progress)
         bodies: list[_UploadBody] = []
@@ -380,22 +446,7 @@ class NgasClient:
                 _, root = self._xml_ok(resp, "QARCHIVE", file_id)
         finally:
             bar.close()
-        disk = root.find("DiskStatus")
-        fstat = root.find(".//FileStatus")
-        if fstat is None:
-            raise NgasError(f"NGAS QARCHIVE for {file_id}: answer has no FileStatus element")
-        a = fstat.attrib
-        info = FileInfo(
-            file_id=a.get("FileId", file_id),
-            version=int(a.get("FileVersion", "0")),
-            size=int(a.get("FileSize", "0")),
-            checksum=a.get("Checksum", ""),
-            checksum_plugin=a.get("ChecksumPlugIn", ""),
-            disk_id=disk.attrib.get("DiskId", "") if disk is not None else "",
-            file_name=a.get("FileName", ""),
-            mime_type=a.get("Format", mime_type),
-            ingestion_date=a.get("IngestionDate", ""),
-        )
+        info = _archived(root, file_id, mime_type)
         sent = bodies[-1]
         if info.size != size or not checksum_matches(info.checksum, sent.crc):
             raise ChecksumMismatch(
@@ -405,8 +456,44 @@ class NgasClient:
             )
         return info
 
+    def _archive_empty(self, path: Path, file_id: str) -> ArchiveResult:
+        """QARCHIVE the empty-file marker as ``file_id`` (the module docstring says why)."""
+        try:
+            resp = self._qarchive(file_id, EMPTY_MIME, lambda: EMPTY_MARKER)
+            _, root = self._xml_ok(resp, "QARCHIVE", file_id)
+        except NgasError as exc:
+            if "Unknown mime type" not in exc.ngas_message:
+                raise
+            raise NgasError(
+                f"cannot archive the empty file {path} as {file_id}: NGAS at {self.url} has no "
+                f"<Stream> for {EMPTY_MIME} ({exc.ngas_message}). NGAS refuses 0-byte files, "
+                f"so mlpipe stores an empty file as a small marker of that mime type: add "
+                f'<MimeTypeMap MimeType="{EMPTY_MIME}" Extension="empty"/> and a '
+                f'<Stream MimeType="{EMPTY_MIME}" PlugIn="ngamsGenDapi"> to the NGAS '
+                "configuration (the ngas role renders both) and restart NGAS",
+                command="QARCHIVE",
+                http_status=exc.http_status,
+                ngas_message=exc.ngas_message,
+            ) from None
+        info = _archived(root, file_id, EMPTY_MIME)
+        crc = zlib.crc32(EMPTY_MARKER)
+        if (
+            info.mime_type != EMPTY_MIME
+            or info.size != len(EMPTY_MARKER)
+            or not checksum_matches(info.checksum, crc)
+        ):
+            raise ChecksumMismatch(
+                f"NGAS stored the empty-file marker for {file_id} (from {path}) as version "
+                f"{info.version} with mime type {info.mime_type}, size {info.size} and crc32 "
+                f"{info.checksum}, but the marker is {EMPTY_MIME}, {len(EMPTY_MARKER)} bytes, "
+                f"crc32 {crc}: the upload was corrupted. Archive it again (a new version will "
+                "be created).",
+                command="QARCHIVE",
+            )
+        return info.content()
+
     def _qarchive(
-        self, file_id: str, mime_type: str, make_body: Callable[[], _UploadBody]
+        self, file_id: str, mime_type: str, make_body: Callable[[], _UploadBody | bytes]
     ) -> requests.Response:
         # filename=file_id (not the basename): NGAS names the stored file after
         # `filename` (slashes become '~'), so equal basenames of different ids
@@ -473,12 +560,17 @@ class NgasClient:
         Looks the version up first (one QUERY, skipped when ``expected`` is
         given), streams into a temporary name next to ``dest`` and renames it
         only when the size and crc32 match NGAS's; otherwise nothing is left
-        behind and :class:`ChecksumMismatch` is raised. Returns the FileInfo.
+        behind and :class:`ChecksumMismatch` is raised. An empty-file marker
+        becomes an empty ``dest`` (:class:`BadEmptyMarker` if its body is not
+        the marker). Returns the FileInfo.
         """
         dest = Path(dest)
         info = expected or self.info(file_id, version)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
+        if info.empty_marker:
+            self._retrieve_empty(info, dest, tmp)
+            return info
         bar = progress_bar(info.size, f"retrieve {file_id}", self.progress)
         try:
             for attempt in range(self.retries + 1):
@@ -521,6 +613,42 @@ class NgasClient:
             bar.close()
             tmp.unlink(missing_ok=True)
         return info
+
+    def _retrieve_empty(self, info: FileInfo, dest: Path, tmp: Path) -> None:
+        """RETRIEVE an empty-file marker, check its body, write an empty ``dest``."""
+        what = f"{info.file_id} version {info.version}"
+        resp = self._request(
+            "GET",
+            "RETRIEVE",
+            {"file_id": info.file_id, "file_version": info.version},
+            stream=True,
+            what=what,
+        )
+        try:
+            with resp:
+                ctype = resp.headers.get("Content-Type", EMPTY_MIME).split(";")[0].strip()
+                body = resp.raw.read(len(EMPTY_MARKER) + 1)  # enough to tell; never more
+        except (requests.ConnectionError, OSError) as exc:
+            raise NgasUnavailable(
+                f"download of {what} from {self.url} broke off: {exc}; retry later",
+                command="RETRIEVE",
+            ) from None
+        if ctype != EMPTY_MIME or body != EMPTY_MARKER:
+            shown = body[:40] + (b"..." if len(body) > 40 else b"")
+            raise BadEmptyMarker(
+                f"NGAS at {self.url} lists {what} as an empty file (mime type {EMPTY_MIME}), "
+                f"but RETRIEVE answers Content-Type {ctype} and a body that is not mlpipe's "
+                f"empty-file marker ({len(body)}{'+' if len(body) > len(EMPTY_MARKER) else ''} "
+                f"bytes, starting {shown!r}): the stored file is damaged or was not archived "
+                f"by mlpipe. Nothing was written to {dest}. Run: mlpipe ngas check "
+                f"{info.file_id}; log the file again to add a good version",
+                command="RETRIEVE",
+            )
+        try:
+            tmp.touch()
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def check(self, file_id: str) -> str:
         """CHECKFILE: NGAS verifies its stored copy; returns NGAS's message."""
