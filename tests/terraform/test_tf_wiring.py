@@ -9,6 +9,7 @@ provider's computed values (service-account emails, addresses) are stand-ins.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 TIERS = yaml.safe_load((TOP / "tiers.yml").read_text())["tiers"]
 PROJECT = "mlpipe-demo-123"
+SUBNET = ipaddress.IPv4Network("10.42.0.0/24")  # the subnet_cidr the network harness gets
 ENV_INPUTS = {"project_id": PROJECT, "region": "test-region1", "zones": ["test-region1-a"]}
 
 
@@ -76,8 +78,10 @@ class Platform:
             )
         ssh = h.resource("google_compute_firewall", "ssh")
         out["ssh"] = tfeval.expr(ssh["source_ranges"])
+        out["ssh_targets"] = tfeval.expr(ssh["target_tags"])
+        out["ssh_ports"] = tfeval.expr(ssh["allow"][0]["ports"])
         inputs = {k: v for k, v in args.items() if v is not None}
-        return h.evaluate({**inputs, "subnet_cidr": "10.42.0.0/24"}, out)
+        return h.evaluate({**inputs, "subnet_cidr": str(SUBNET)}, out)
 
     def _compute(self, args: dict[str, Any], tier_tags: dict[str, str]) -> dict[str, Any]:
         h = tfeval.Harness(TF_ROOT / "modules" / "compute", self.work / "compute")
@@ -216,6 +220,55 @@ def test_internal_rules_open_exactly_the_listed_ports(platform: Platform) -> Non
     }
     assert got == want
     assert all(r["ranges"] is None for r in rules.values()), "internal rules select by tag"
+
+
+def reaches(platform: Platform, source: str, target: str, port: int) -> bool:
+    """Whether the GCP firewall lets a VM of tier ``source`` (by its network tags and its
+    address in the subnet) connect to a VM of tier ``target`` on TCP ``port``."""
+    vms = platform.compute["vms"]
+    src_tags = set(vms[f"{source}-0"]["tags"])
+    dst_tags = set(vms[f"{target}-0"]["tags"])
+    net = platform.network
+    # (source tags, source ranges, target tags, ports) of every internal ingress rule
+    rules: list[tuple[list[str], list[str], list[str], list[str]]] = [
+        (r["sources"], [], r["targets"], r["ports"]) for r in net["service"].values()
+    ]
+    rules.append(([], net["ssh"], net["ssh_targets"], net["ssh_ports"]))
+    for tags, ranges, targets, ports in rules:
+        if str(port) not in ports or not dst_tags & set(targets):
+            continue
+        if src_tags & set(tags or []):
+            return True
+        if any(SUBNET.subnet_of(ipaddress.IPv4Network(c)) for c in ranges or []):
+            return True
+    return False
+
+
+# Connections the platform makes between tiers, as the roles configure them (what
+# tiers.yml's `from` lists must let through on GCP), and some it must not get.
+FLOWS = [
+    # the Slurm login node on slurm_ctl: the DALiuGE workers submit over SSH
+    # (docs/slurm.md, [slurm] host/port = slurm_login_port, 22)
+    ("dlg_worker", "slurm_ctl", 22, True),
+    ("slurm_node", "slurm_ctl", 6817, True),
+    ("slurm_ctl", "slurm_node", 6818, True),
+    ("mlflow", "postgresql", 5432, True),
+    ("dlg_worker", "ngas", 7777, True),
+    ("web", "slurm_ctl", 22, False),
+    ("slurm_node", "slurm_ctl", 22, False),
+    ("dlg_worker", "slurm_node", 22, False),
+    ("web", "postgresql", 5432, False),
+]
+
+
+@pytest.mark.parametrize(("source", "target", "port", "open_"), FLOWS)
+def test_the_firewall_carries_the_platforms_connections(
+    platform: Platform, source: str, target: str, port: int, open_: bool
+) -> None:
+    src, dst = (platform.hosted_on.get(t, t) for t in (source, target))
+    assert reaches(platform, src, dst, port) is open_, (
+        f"{source} -> {target} tcp/{port} should be {'open' if open_ else 'closed'} on GCP"
+    )
 
 
 def test_buckets_are_private_versioned_and_granted_per_tier(platform: Platform) -> None:

@@ -4,7 +4,8 @@
  *   - var.public_ports (80/443 only) open to the internet on the public tiers only;
  *   - SSH (22) from var.ssh_source_ranges only (default: the IAP range);
  *   - between tiers, one rule per var.service_rules entry: its port, from its source
- *     tiers' network tags to its target tier's.
+ *     tiers' network tags to its target tier's (port 22 too, e.g. the Slurm login
+ *     node: dlg_worker to slurm_ctl; the SSH rule above admits no tier).
  * Every other ingress hits GCP's implied deny-all rule. The environments build
  * var.public_ports and var.service_rules from tiers.yml (terraform/modules/tiers).
  */

@@ -69,8 +69,8 @@ variable "service_rules" {
   }))
 
   validation {
-    condition     = alltrue([for k, r in var.service_rules : can(regex("^[a-z][a-z0-9-]{0,40}$", k)) && r.port >= 1 && r.port <= 65535 && r.port != 22])
-    error_message = "service_rules keys must be lowercase names (letters, digits, hyphens) and ports 1-65535 other than 22 (SSH has its own rule)."
+    condition     = alltrue([for k, r in var.service_rules : can(regex("^[a-z][a-z0-9-]{0,40}$", k)) && r.port >= 1 && r.port <= 65535])
+    error_message = "service_rules keys must be lowercase names (letters, digits, hyphens) and ports 1-65535."
   }
 }
 
