@@ -9,8 +9,10 @@ import threading
 from pathlib import Path
 
 import pytest
+import requests
 
-from mlpipe.storage import CacheMiss, ChecksumMismatch, NgasClient, ReadCache
+from mlpipe.storage import BadEmptyMarker, CacheMiss, ChecksumMismatch, NgasClient, ReadCache
+from mlpipe.storage.ngas import EMPTY_MARKER, EMPTY_MIME
 from procs import wait_until
 
 
@@ -175,3 +177,46 @@ def test_copy_to_and_uri_targets(make_cache, ngas_server, ngas_client, ngas_pref
     assert out.read_bytes() == b"via uri"
     out.write_bytes(b"user edits their copy")
     assert cache.fetch(fid).read_bytes() == b"via uri"
+
+
+def test_empty_file_cached_as_a_size_0_entry(make_cache, ngas_client, ngas_prefix, tmp_path):
+    """An empty file (an empty-file marker in NGAS) is cached, served and checked as 0 bytes."""
+    fid = f"{ngas_prefix}/pkg/__init__.py"
+    _put(ngas_client, tmp_path, fid, b"")
+    cache = make_cache("good")
+    path = cache.fetch(fid)
+    assert path.read_bytes() == b""
+    [entry] = cache.entries()
+    assert (entry.file_id, entry.size, entry.checksum) == (fid, 0, "0")
+    sent = cache.network_requests
+    assert cache.fetch(fid) == path  # a hit: the staleness QUERY only, no RETRIEVE
+    assert cache.network_requests - sent == 1
+    st = cache.stats()
+    assert (st.hits, st.misses, st.entries, st.size) == (1, 1, 1, 0)
+    out = cache.copy_to(fid, tmp_path / "copy" / "__init__.py")
+    assert out.read_bytes() == b""
+    assert make_cache("offline").fetch(fid).read_bytes() == b""  # same directory, no network
+    # a cached empty file that gained bytes is dropped and fetched again, not served
+    path.chmod(0o644)
+    path.write_bytes(b"junk")
+    assert cache.fetch(fid).read_bytes() == b""
+    # a newer, non-empty version replaces it
+    _put(ngas_client, tmp_path, fid, b"x = 1\n")
+    assert cache.fetch(fid).read_bytes() == b"x = 1\n"
+    assert cache.fetch(fid, version=1).read_bytes() == b""
+
+
+def test_damaged_marker_is_never_cached_as_empty(make_cache, ngas_server, ngas_prefix):
+    fid = f"{ngas_prefix}/damaged"
+    r = requests.post(
+        f"{ngas_server.url}/QARCHIVE",
+        params={"filename": fid, "file_id": fid, "mime_type": EMPTY_MIME},
+        data=EMPTY_MARKER[:-1],
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    cache = make_cache("good")
+    with pytest.raises(BadEmptyMarker, match="not mlpipe's empty-file marker"):
+        cache.fetch(fid)
+    assert cache.entries() == []
+    assert [p for p in (cache.dir / "objects").rglob("*") if p.is_file()] == []
