@@ -106,6 +106,31 @@ def test_file_from_before_the_upgrade_is_kept(host, url):
     assert host.file("/tmp/before.back").sha256sum == before
 
 
+def test_empty_file_marker_mime_type_accepted(host, url):
+    """What mlpipe's empty-file markers rely on (tasks_py/README.md, "Empty files on NGAS"):
+    QARCHIVE takes application/x-mlpipe-empty (the role's Stream), QUERY's format and
+    RETRIEVE's Content-Type give it back, and an empty body is still refused (411)."""
+    mime = "application/x-mlpipe-empty"
+    file_id = "verify/run1/code/pkg/__init__.py"
+    host.run_test("printf 'mlpipe empty-file marker v1\\n' > /tmp/marker")
+    out = curl(
+        host,
+        "--fail-with-body",
+        "--data-binary",
+        "@/tmp/marker",
+        f"{url}/QARCHIVE?filename={file_id}&file_id={file_id}&mime_type={mime}",
+    )
+    assert out.rc == 0, out.stdout + out.stderr
+    assert f'Format="{mime}"' in out.stdout
+    query = curl(host, f"{url}/QUERY?query=files_like&like=verify/run1/code/%25&format=json")
+    assert f'"format": "{mime}"' in query.stdout
+    headers = curl(host, "-D", "-", "-o", "/tmp/marker.back", f"{url}/RETRIEVE?file_id={file_id}")
+    assert f"Content-Type: {mime}" in headers.stdout
+    assert host.file("/tmp/marker.back").sha256sum == host.file("/tmp/marker").sha256sum
+    empty = ["--data-binary", "", f"{url}/QARCHIVE?filename=e&file_id=e&mime_type={mime}"]
+    assert _code(host, *empty, user="writer") == "411"
+
+
 def test_unknown_mime_type_refused(host, url):
     out = curl(
         host,
