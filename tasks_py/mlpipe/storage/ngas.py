@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import urllib3
 
 from mlpipe.storage.errors import (
     BadEmptyMarker,
@@ -628,18 +629,25 @@ class NgasClient:
             with resp:
                 ctype = resp.headers.get("Content-Type", EMPTY_MIME).split(";")[0].strip()
                 body = resp.raw.read(len(EMPTY_MARKER) + 1)  # enough to tell; never more
-        except (requests.ConnectionError, OSError) as exc:
+        except (requests.ConnectionError, OSError, urllib3.exceptions.HTTPError) as exc:
             raise NgasUnavailable(
                 f"download of {what} from {self.url} broke off: {exc}; retry later",
                 command="RETRIEVE",
             ) from None
-        if ctype != EMPTY_MIME or body != EMPTY_MARKER:
+        problems = []
+        if ctype != EMPTY_MIME:
+            problems.append(f"RETRIEVE answers Content-Type {ctype}")
+        if body != EMPTY_MARKER:
+            more = "+" if len(body) > len(EMPTY_MARKER) else ""
             shown = body[:40] + (b"..." if len(body) > 40 else b"")
+            problems.append(
+                f"the body is not mlpipe's empty-file marker ({len(body)}{more} bytes, "
+                f"starting {shown!r})"
+            )
+        if problems:
             raise BadEmptyMarker(
                 f"NGAS at {self.url} lists {what} as an empty file (mime type {EMPTY_MIME}), "
-                f"but RETRIEVE answers Content-Type {ctype} and a body that is not mlpipe's "
-                f"empty-file marker ({len(body)}{'+' if len(body) > len(EMPTY_MARKER) else ''} "
-                f"bytes, starting {shown!r}): the stored file is damaged or was not archived "
+                f"but {' and '.join(problems)}: the stored file is damaged or was not archived "
                 f"by mlpipe. Nothing was written to {dest}. Run: mlpipe ngas check "
                 f"{info.file_id}; log the file again to add a good version",
                 command="RETRIEVE",
