@@ -1,4 +1,4 @@
-"""``mlpipe load-raw|preprocess|train|retrain|infer|promote``: the pipeline tasks."""
+"""``mlpipe load-raw|preprocess|train|retrain|infer|promote|convert|check``: the pipeline tasks."""
 
 from __future__ import annotations
 

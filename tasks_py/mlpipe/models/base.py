@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from mlpipe.errors import BadInput
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
@@ -61,11 +62,33 @@ class ModelPlugin(Protocol):
         or a local model directory (the tasks pass the version's files in the read cache)."""
 
 
+@runtime_checkable
+class OnnxConvertible(Protocol):
+    """What a model plugin provides to be exported to ONNX (``mlpipe convert``) and checked
+    against its original (``mlpipe check``). Optional: a plugin without these methods
+    gets a clear error from those two tasks (:func:`mlpipe.models.onnx.onnx_support`).
+    """
+
+    def to_onnx(self, model: Any, sample: pd.DataFrame) -> bytes:
+        """``model`` as a serialized ONNX model (``ModelProto`` bytes); ``sample`` holds rows of
+        the kind it predicts (for input shapes and types)."""
+
+    def onnx_inputs(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The ONNX model's inputs (input name -> array) for the rows of ``data``."""
+
+    def predict_values(self, model: Any, data: pd.DataFrame) -> np.ndarray:
+        """``model``'s raw predictions for the rows of ``data`` (one per row, not rounded):
+        what the ONNX model's first output must equal."""
+
+
 class SklearnModelPlugin:
     """Base for scikit-learn models: MLflow sklearn flavour with signature and input example.
 
     Subclasses set ``name``, ``metric_goals``, ``feature_columns(data)`` and the
-    learning methods.
+    learning methods. ONNX export (:class:`OnnxConvertible`) is skl2onnx's converter of the
+    fitted estimator with one input ``input`` of shape ``[rows, feature columns]``, of
+    ``onnx_input_type`` ``"double"`` (float64, the precision scikit-learn computes in) or
+    ``"float"`` (float32: smaller, what some runtimes want, not exact).
     """
 
     name = "sklearn"
@@ -74,6 +97,7 @@ class SklearnModelPlugin:
     train_params: Mapping[str, Any] = {}
     continue_params: Mapping[str, Any] = {}
     pip_packages: tuple[str, ...] = ("scikit-learn", "pandas", "numpy")
+    onnx_input_type = "double"
 
     def feature_columns(self, data: pd.DataFrame) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -101,3 +125,41 @@ class SklearnModelPlugin:
         import mlflow.sklearn
 
         return mlflow.sklearn.load_model(uri)
+
+    # ------------------------------------------------------------------ ONNX
+    def _onnx_dtype(self) -> Any:
+        import numpy as np
+
+        if self.onnx_input_type not in ("double", "float"):
+            raise BadInput(
+                f"model plugin {self.name}: onnx_input_type {self.onnx_input_type!r} must be "
+                "'double' or 'float'"
+            )
+        return np.float64 if self.onnx_input_type == "double" else np.float32
+
+    def to_onnx(self, model: Any, sample: pd.DataFrame) -> bytes:
+        from mlpipe.models.onnx import OnnxUnsupported, import_extra
+
+        skl2onnx = import_extra("skl2onnx", f"converting a {self.name} model to ONNX")
+        types = import_extra("skl2onnx.common.data_types", "skl2onnx")
+        columns = self.feature_columns(sample)
+        double = self._onnx_dtype().__name__ == "float64"
+        tensor = types.DoubleTensorType if double else types.FloatTensorType
+        try:
+            proto = skl2onnx.convert_sklearn(
+                model, initial_types=[("input", tensor([None, len(columns)]))]
+            )
+        except Exception as exc:  # skl2onnx: no converter for an estimator, or a bad shape
+            raise OnnxUnsupported(
+                f"skl2onnx cannot convert the {self.name} model ({type(model).__name__}): "
+                f"{exc.__class__.__name__}: {exc}"
+            ) from None
+        return bytes(proto.SerializeToString())
+
+    def onnx_inputs(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {"input": data[self.feature_columns(data)].to_numpy(dtype=self._onnx_dtype())}
+
+    def predict_values(self, model: Any, data: pd.DataFrame) -> np.ndarray:
+        import numpy as np
+
+        return np.asarray(model.predict(data[self.feature_columns(data)]), dtype=float)

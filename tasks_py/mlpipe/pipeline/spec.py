@@ -8,7 +8,7 @@ Format::
     inputs: [incoming]            # optional: data given when started (mlpipe watch ftp)
     tasks:
       <step name>:
-        task: <load-raw|preprocess|train|retrain|infer|promote>
+        task: <load-raw|preprocess|train|retrain|infer|promote|convert|check>
         inputs: {<input slot>: <data name>}
         params: {<name>: <value>}
         outputs: {<output slot>: <data name>}

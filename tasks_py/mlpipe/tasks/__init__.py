@@ -1,4 +1,4 @@
-"""The thin task scripts: load-raw, preprocess, train, retrain, infer, promote.
+"""The thin task scripts: load-raw, preprocess, train, retrain, infer, promote, convert, check.
 
 Each task runs three ways with the same code:
 

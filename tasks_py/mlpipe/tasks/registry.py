@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any, Unpack
 
 from mlpipe.errors import BadInput
-from mlpipe.tasks import infer, load_raw, preprocess, promote, retrain, train
+from mlpipe.tasks import check, convert, infer, load_raw, preprocess, promote, retrain, train
 from mlpipe.tasks.invoke import RunOptions, run_spec
 from mlpipe.tasks.spec import TaskResult, TaskSpec
 
@@ -26,6 +26,8 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             retrain.SPEC,
             infer.SPEC,
             promote.SPEC,
+            convert.SPEC,
+            check.SPEC,
         )
     }
 )
