@@ -329,3 +329,26 @@ tasks:
     assert {s: (o.status, o.run_id) for s, o in again.items()} == {
         s: ("skipped", o.run_id) for s, o in first.items()
     }
+
+
+class Float32Weather(WeatherModel):
+    onnx_input_type = "float"
+
+
+def test_float32_conversion_is_within_the_default_tolerance(weather_raw):
+    """The plugin's float32 export (no MLflow): lossy, but inside rtol/atol 1e-5."""
+    from mlpipe.tasks.check import OWN_PARAMS, compare
+
+    plugin = Float32Weather()
+    frame = plugin.preprocess(weather_raw / "seattle-2012.csv", {"lags": 1})
+    rows, held = plugin.split(frame, 0.2)
+    model = plugin.train(rows, {})
+    feeds = plugin.onnx_inputs(held)
+    assert feeds["input"].dtype == np.float32
+    got = onnx_predict(plugin.to_onnx(model, held), feeds["input"])
+    result = compare(
+        plugin.predict_values(model, held), got, OWN_PARAMS["rtol"], OWN_PARAMS["atol"]
+    )
+    assert result.ok and result.rows == len(held)
+    assert 0 < result.max_abs < 1e-4  # float32: not exact
+    assert not compare(plugin.predict_values(model, held), got, 0, 1e-9).ok

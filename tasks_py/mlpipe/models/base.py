@@ -143,7 +143,8 @@ class SklearnModelPlugin:
         skl2onnx = import_extra("skl2onnx", f"converting a {self.name} model to ONNX")
         types = import_extra("skl2onnx.common.data_types", "skl2onnx")
         columns = self.feature_columns(sample)
-        double = self._onnx_dtype().__name__ == "float64"
+        self._onnx_dtype()  # a bad onnx_input_type fails before converting
+        double = self.onnx_input_type == "double"
         tensor = types.DoubleTensorType if double else types.FloatTensorType
         try:
             proto = skl2onnx.convert_sklearn(
