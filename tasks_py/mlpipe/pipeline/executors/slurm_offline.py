@@ -12,7 +12,7 @@ aliases) as a new version of the same registered model; the outputs and the
 
 Tasks in :data:`OFFLINE_TASKS` only: they read NGAS files and write to MLflow
 alone. Tasks that archive NGAS files or read registered models on the node
-(preprocess, load-raw, retrain, infer, promote) are refused in offline mode
+(preprocess, load-raw, retrain, infer, promote, convert, check) are refused in offline mode
 (planned: an outbox directory archived from the submitting side).
 """
 
