@@ -167,6 +167,10 @@ def test_retired_pipeline_and_its_timer_were_removed(host):
     assert enabled != "enabled"
     assert not host.service("mlpipe-pipeline@retired.timer").is_running
     assert host.file("/etc/mlpipe/pipelines/broken/pipeline.yaml").exists
+    # the retired task and its timer's schedule (side_effect checked the timer stopped and disabled)
+    assert not host.file("/etc/mlpipe/tasks/retired-task.args").exists
+    assert not host.file("/etc/systemd/system/mlpipe-task@retired-task.timer.d").exists
+    assert host.file("/etc/mlpipe/tasks/show-config.args").exists
 
 
 def test_pipeline_unit_is_hardened(host):
@@ -244,7 +248,10 @@ def test_failing_pipeline_fails_its_unit(host, mlflow):
 
 
 def test_task_unit_runs_its_arguments_with_its_overrides(host):
-    res, props, journal = _start(host, "mlpipe-task@show-config.service")
+    # the unit its timer starts (test_task_timer_is_scheduled)
+    unit = host.check_output("systemctl show -P Unit mlpipe-task@show-config.timer")
+    assert unit == "mlpipe-task@show-config.service"
+    res, props, journal = _start(host, unit)
     assert res.rc == 0, res.stderr
     assert props["Result"] == "success"
     messages = [str(e.get("MESSAGE", "")) for e in journal if e.get("_UID") == _uid(host)]
@@ -260,13 +267,19 @@ def test_task_unit_without_arguments_fails_saying_why(host):
     assert "/etc/mlpipe/tasks/nothing-here.args: no arguments file" in messages
 
 
-def test_timer_is_scheduled(host):
-    timer = host.service("mlpipe-pipeline@tiny.timer")
+@pytest.mark.parametrize(
+    "unit, calendar",
+    [
+        ("mlpipe-pipeline@tiny.timer", "*-01-01 03:00:00"),  # pipeline_timers: {name: tiny}
+        ("mlpipe-task@show-config.timer", "2099-01-01 04:00:00"),  # {task: show-config}
+    ],
+)
+def test_timer_is_scheduled(host, unit, calendar):
+    timer = host.service(unit)
     assert timer.is_enabled
     assert timer.is_running
-    calendar = host.check_output("systemctl show -P TimersCalendar mlpipe-pipeline@tiny.timer")
-    assert "*-01-01 03:00:00" in calendar
-    assert host.check_output("systemctl show -P Persistent mlpipe-pipeline@tiny.timer") == "yes"
+    assert calendar in host.check_output(f"systemctl show -P TimersCalendar {unit}")
+    assert host.check_output(f"systemctl show -P Persistent {unit}") == "yes"
 
 
 def _ftp_password():
