@@ -54,11 +54,37 @@ trap 'rm -rf "$logs"' EXIT
 passed=0 failed=0 skipped=0
 results=()
 
+# What an earlier run of ROLE's scenario left (a killed run never reaches its destroy
+# step): its containers and networks, all named mlpipe-mol-ROLE or mlpipe-mol-ROLE-*,
+# removed before it starts. So no scenario begins with a destroy step (one Ansible run
+# of 8-17 s each), and each run gets a fresh ephemeral directory of its own (molecule's
+# default, ~/.ansible/tmp/molecule.<hash of the role's directory name>.default, is
+# shared by every clone of the repository on the machine).
+clear_leftovers() {  # ROLE
+  local r=$1 names
+  names=$(docker container ls -a --format '{{.Names}}' | grep -E "^mlpipe-mol-$r(-|\$)" || true)
+  if [ -n "$names" ]; then
+    # shellcheck disable=SC2086  # one name per word
+    echo "test-roles: removing the containers an earlier run of $r left:" $names
+    # shellcheck disable=SC2086
+    docker container rm -f $names >/dev/null
+  fi
+  names=$(docker network ls --format '{{.Name}}' | grep -E "^mlpipe-mol-$r(-|\$)" || true)
+  if [ -n "$names" ]; then
+    # shellcheck disable=SC2086
+    echo "test-roles: removing the networks an earlier run of $r left:" $names
+    # shellcheck disable=SC2086
+    docker network rm $names >/dev/null
+  fi
+}
+
 run_one() {  # ROLE: its scenario, output into $logs/ROLE.log, "rc seconds" into $logs/ROLE.rc
   local r=$1 start rc=0
   start=$(date +%s)
+  clear_leftovers "$r" >"$logs/$r.log" 2>&1
   (cd "roles/$r" && MLPIPE_MOLECULE_PREFIX="mlpipe-mol-$r" \
-      molecule -c "$top/tests/molecule/base.yml" test) >"$logs/$r.log" 2>&1 || rc=$?
+      MOLECULE_EPHEMERAL_DIRECTORY="$logs/$r.molecule" \
+      molecule -c "$top/tests/molecule/base.yml" test) >>"$logs/$r.log" 2>&1 || rc=$?
   echo "$rc $(( $(date +%s) - start ))" >"$logs/$r.rc"
 }
 
