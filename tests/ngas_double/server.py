@@ -48,9 +48,11 @@ Fault injection (:class:`Faults`, one-shot counters, thread-safe):
 ``die_mid_upload`` (read half the body, then drop the connection without an
 answer), ``fail_5xx`` (answer 503), ``corrupt_retrieve`` (flip one byte of the
 body), ``truncate_retrieve`` (send half the body, then close). Not one-shot:
-``hold_retrieve`` (an Event: every RETRIEVE waits until it is set before
-answering) and ``slow_retrieve`` (seconds over which a RETRIEVE body is spread),
-to make concurrent downloads overlap.
+``fail_archive_after`` (let that many QARCHIVEs through, then answer 503 to
+every later one until cleared: a batch upload that fails half-way, retries
+included), ``hold_retrieve`` (an Event: every RETRIEVE waits until it is set
+before answering) and ``slow_retrieve`` (seconds over which a RETRIEVE body is
+spread), to make concurrent downloads overlap.
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ class Faults:
     fail_5xx: int = 0
     corrupt_retrieve: int = 0
     truncate_retrieve: int = 0
+    fail_archive_after: int | None = None  # not one-shot: None is off
     hold_retrieve: threading.Event | None = None
     slow_retrieve: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -149,9 +152,20 @@ class Faults:
                 return True
             return False
 
+    def archive_refused(self) -> bool:
+        """True once ``fail_archive_after`` QARCHIVEs have passed (each call counts one)."""
+        with self._lock:
+            if self.fail_archive_after is None:
+                return False
+            if self.fail_archive_after > 0:
+                self.fail_archive_after -= 1
+                return False
+            return True
+
     def clear(self) -> None:
         with self._lock:
             self.die_mid_upload = self.fail_5xx = 0
+            self.fail_archive_after = None
             self.corrupt_retrieve = self.truncate_retrieve = 0
             if self.hold_retrieve is not None:
                 self.hold_retrieve.set()  # release anything still waiting
@@ -353,7 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
         d = self.double
         with d.lock:
             d.request_log.append((command, params))
-        if d.faults.take("fail_5xx"):
+        if d.faults.take("fail_5xx") or command == "QARCHIVE" and d.faults.archive_refused():
             self._drain()
             self._reply(503, b"Service Unavailable", "text/plain")
             return

@@ -224,3 +224,171 @@ def test_cli_ngas_and_cache(ngas_server, ngas_prefix, tmp_path, monkeypatch, cap
     assert cli.main(["ngas", "ls", fid]) == 0 and fid in capsys.readouterr().out
     assert cli.main(["cache", "prune", "--all"]) == 0
     assert "removed 1 file" in capsys.readouterr().out
+
+
+# ----------------------------------------------- re-running a log (issue 11 item 5)
+def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The repository's client (made on first use from the config) retries once, quickly."""
+    monkeypatch.setenv("MLPIPE_NGAS_RETRIES", "1")
+    monkeypatch.setenv("MLPIPE_NGAS_BACKOFF", "0.01")
+    return 1
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """A tree with empty files and a marker look-alike among the first ones (sorted)."""
+    files = {
+        "a_empty.txt": b"",
+        "b.bin": os.urandom(3000),
+        "c_marker.txt": EMPTY_MARKER,
+        "d/__init__.py": b"",
+        "d/e.txt": b"eee",
+        "f.txt": b"ffff",
+    }
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return files
+
+
+def _versions(ngas_client, repo: NgasArtifactRepository) -> dict[str, list[int]]:
+    """Every version NGAS holds below the repository, by artifact path."""
+    root = repo._file_id() + "/"
+    out: dict[str, list[int]] = {}
+    for row in ngas_client.list(root, all_versions=True):
+        out.setdefault(row.file_id[len(root) :], []).append(row.version)
+    return out
+
+
+def _download(repo: NgasArtifactRepository, dest: Path) -> dict[str, bytes]:
+    dest.mkdir()
+    repo.download_artifacts("", str(dest))
+    return {p.relative_to(dest).as_posix(): p.read_bytes() for p in dest.rglob("*") if p.is_file()}
+
+
+def test_log_artifacts_failed_half_way_then_rerun_finishes_without_duplicates(
+    repo, ngas_client, ngas_double, tmp_path, monkeypatch, caplog
+):
+    _fast_retries(monkeypatch)
+    files = _tree(tmp_path / "t")
+    # QARCHIVEs: a_empty.txt 1, b.bin 1, c_marker.txt 2 (text/plain has no Stream: refused,
+    # then stored as octet-stream), d/__init__.py 1; so d/e.txt, the 5th file, fails.
+    ngas_double.faults.fail_archive_after = 5
+    with pytest.raises(MlflowException, match=r"Run the same log again") as failed:
+        repo.log_artifacts(str(tmp_path / "t"))
+    assert "4 file(s) archived and 0 already stored before d/e.txt, 2 not logged" in str(
+        failed.value
+    )
+    # What a failed log leaves: the files before the failure, each once.
+    assert _versions(ngas_client, repo) == {
+        "a_empty.txt": [1],
+        "b.bin": [1],
+        "c_marker.txt": [1],
+        "d/__init__.py": [1],
+    }
+    ngas_double.faults.clear()
+    archives, queries = ngas_double.count("QARCHIVE"), ngas_double.count("QUERY")
+    with caplog.at_level("INFO", logger="mlpipe.storage.mlflow_ngas"):
+        repo.log_artifacts(str(tmp_path / "t"))
+    assert ngas_double.count("QARCHIVE") - archives == 2  # d/e.txt and f.txt only
+    assert ngas_double.count("QUERY") - queries == 1  # one listing for the whole tree
+    assert "2 file(s) archived, 4 skipped" in caplog.text
+    assert _versions(ngas_client, repo) == {rel: [1] for rel in files}
+    assert _download(repo, tmp_path / "out") == files
+    # Once more: nothing to do, nothing archived.
+    archives = ngas_double.count("QARCHIVE")
+    with caplog.at_level("INFO", logger="mlpipe.storage.mlflow_ngas"):
+        repo.log_artifacts(str(tmp_path / "t"))
+    assert ngas_double.count("QARCHIVE") == archives
+    assert "0 file(s) archived, 6 skipped" in caplog.text
+    assert _versions(ngas_client, repo) == {rel: [1] for rel in files}
+
+
+def test_rerun_archives_changed_files_as_new_versions_and_reads_return_them(
+    repo, ngas_client, tmp_path
+):
+    tree = tmp_path / "t"
+    files = _tree(tree)
+    repo.log_artifacts(str(tree), artifact_path="dir")
+    b = bytearray(files["b.bin"])
+    b[1500] ^= 0xFF  # same size, other crc32
+    changed = {
+        "b.bin": bytes(b),
+        "a_empty.txt": b"now something",  # empty -> not empty
+        "f.txt": b"",  # not empty -> empty
+        "d/e.txt": EMPTY_MARKER,  # the marker's bytes, as a real file
+    }
+    for rel, data in changed.items():
+        (tree / rel).write_bytes(data)
+    repo.log_artifacts(str(tree), artifact_path="dir")
+    expected = {f"dir/{rel}": [1, 2] if rel in changed else [1] for rel in files}
+    assert _versions(ngas_client, repo) == expected
+    got = _download(repo, tmp_path / "out")
+    assert got == {f"dir/{rel}": changed.get(rel, data) for rel, data in files.items()}
+    # log_artifact alone: the same bytes add nothing, other bytes add a version.
+    repo.log_artifact(str(tree / "b.bin"), "dir")
+    repo.log_artifact(str(tree / "f.txt"), "dir")  # an empty file over an intact marker
+    assert _versions(ngas_client, repo)["dir/b.bin"] == [1, 2]
+    assert _versions(ngas_client, repo)["dir/f.txt"] == [1, 2]
+    (tree / "b.bin").write_bytes(b"third")
+    repo.log_artifact(str(tree / "b.bin"), "dir")
+    assert _versions(ngas_client, repo)["dir/b.bin"] == [1, 2, 3]
+    dest = tmp_path / "b3"
+    repo._download_file("dir/b.bin", str(dest))
+    assert dest.read_bytes() == b"third"
+    # Back to older bytes: only the newest version counts (reads return it), so a new one.
+    (tree / "b.bin").write_bytes(files["b.bin"])  # version 1's bytes
+    repo.log_artifact(str(tree / "b.bin"), "dir")
+    assert _versions(ngas_client, repo)["dir/b.bin"] == [1, 2, 3, 4]
+    (tree / "f.txt").write_bytes(files["f.txt"])  # version 1's bytes
+    repo.log_artifacts(str(tree), artifact_path="dir")
+    versions = _versions(ngas_client, repo)
+    assert versions["dir/b.bin"] == [1, 2, 3, 4] and versions["dir/f.txt"] == [1, 2, 3]
+    got = _download(repo, tmp_path / "out2")
+    assert got["dir/b.bin"] == files["b.bin"] and got["dir/f.txt"] == files["f.txt"]
+
+
+@pytest.mark.parametrize("log_tree", [True, False], ids=["log_artifacts", "log_artifact"])
+def test_logging_an_empty_file_again_repairs_a_damaged_marker(
+    repo, ngas_server, tmp_path, log_tree
+):
+    """A damaged marker of the same size is not "the same empty file": a new good version."""
+    fid = repo._file_id("pkg", "__init__.py")
+    body = b"\0" * len(EMPTY_MARKER)
+    r = requests.post(
+        f"{ngas_server.url}/QARCHIVE",
+        params={"filename": fid, "file_id": fid, "mime_type": EMPTY_MIME},
+        data=body,
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    (tmp_path / "t" / "pkg").mkdir(parents=True)
+    (tmp_path / "t" / "pkg" / "__init__.py").write_bytes(b"")
+    if log_tree:
+        repo.log_artifacts(str(tmp_path / "t"))
+    else:
+        repo.log_artifact(str(tmp_path / "t" / "pkg" / "__init__.py"), "pkg")
+    dest = tmp_path / "got" / "__init__.py"
+    repo._download_file("pkg/__init__.py", str(dest))  # the newest: the good marker
+    assert dest.read_bytes() == b""
+
+
+@pytest.mark.parametrize("log_tree", [True, False], ids=["log_artifacts", "log_artifact"])
+def test_failed_listing_fails_the_log_and_archives_nothing(
+    repo, ngas_client, ngas_double, tmp_path, monkeypatch, log_tree
+):
+    """A 5xx listing is an error, never "nothing stored" (which would archive everything)."""
+    retries = _fast_retries(monkeypatch)
+    files = _tree(tmp_path / "t")
+    repo.log_artifacts(str(tmp_path / "t"), artifact_path="one")  # stored once
+    before = _versions(ngas_client, repo)
+    archives = ngas_double.count("QARCHIVE")
+    ngas_double.faults.fail_5xx = retries + 1  # the listing and its retry; archives would pass
+    with pytest.raises(MlflowException, match=r"Nothing was archived") as failed:
+        if log_tree:
+            repo.log_artifacts(str(tmp_path / "t"), artifact_path="one")
+        else:
+            repo.log_artifact(str(tmp_path / "t" / "b.bin"), "one")
+    assert "HTTP 503" in str(failed.value)
+    assert ngas_double.faults.fail_5xx == 0  # the fault was used up by the listing
+    assert ngas_double.count("QARCHIVE") == archives
+    assert _versions(ngas_client, repo) == before == {f"one/{rel}": [1] for rel in files}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,30 @@ def test_empty_file_archived_as_marker_and_retrieved_empty(ngas_client, ngas_pre
     (tmp_path / "out").write_bytes(b"old contents")
     assert ngas_client.retrieve(fid, tmp_path / "out").size == 0
     assert (tmp_path / "out").read_bytes() == b""
+
+
+def test_holds_compares_size_and_crc32_strictly(ngas_client, ngas_prefix, tmp_path):
+    """FileInfo.holds: what the artifact plugin skips re-uploads on (never a guess)."""
+    src = _file(tmp_path, "f", 100)
+    crc = crc32_of_file(src)
+    info = ngas_client.archive(src, f"{ngas_prefix}/f")
+    [row] = ngas_client.versions(f"{ngas_prefix}/f")
+    assert info.holds(100, crc) and row.holds(100, crc)
+    assert not row.holds(100, crc ^ 1) and not row.holds(99, crc)
+    signed = crc - 2**32 if crc >= 2**31 else crc  # Python-2 NGAS wrote it signed
+    assert replace(row, checksum=str(signed)).holds(100, crc)
+    for checksum, plugin in (("", "crc32"), ("None", "crc32"), (str(crc), "crc32c")):
+        assert not replace(row, checksum=checksum, checksum_plugin=plugin).holds(100, crc)
+    assert replace(row, checksum_plugin="ngamsGenCrc32").holds(100, crc)  # ARCHIVE's name
+    # An empty-file marker holds the empty file only while its stored body is the marker.
+    empty = tmp_path / "e"
+    empty.write_bytes(b"")
+    marker = ngas_client.archive(empty, f"{ngas_prefix}/e")
+    [mrow] = ngas_client.versions(f"{ngas_prefix}/e")
+    assert marker.holds(0, 0) and mrow.holds(0, 0) and mrow.content() == mrow
+    assert mrow.stored_size == len(EMPTY_MARKER) and not mrow.holds(len(EMPTY_MARKER), crc)
+    assert not replace(mrow, stored_checksum=str(zlib.crc32(b"x" * len(EMPTY_MARKER)))).holds(0, 0)
+    assert not replace(mrow, stored_size=len(EMPTY_MARKER) - 1).holds(0, 0)
 
 
 def test_marker_mime_type_refused_for_non_empty_files(ngas_client, ngas_prefix, tmp_path):

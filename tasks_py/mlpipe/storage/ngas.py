@@ -77,6 +77,8 @@ EMPTY_MARKER = (
     b"application/x-mlpipe-empty, stands for a file of 0 bytes; mlpipe reads it as one.\n"
 )
 EMPTY_CHECKSUM = str(zlib.crc32(b""))  # "0": the crc32 of an empty file
+# Checksum plug-ins whose value is zlib's crc32 (QARCHIVE's default; ARCHIVE's name for it).
+CRC32_PLUGINS = frozenset({"crc32", "ngamsGenCrc32"})
 
 
 def crc32_of_file(path: Path | str, chunk: int = CHUNK) -> int:
@@ -98,13 +100,24 @@ def checksum_matches(ngas_checksum: str | int | None, crc: int) -> bool:
         return False
 
 
+def _crc32_is(ngas_checksum: str | None, plugin: str, crc: int) -> bool:
+    """An NGAS checksum known to be the crc32 ``crc`` (absent or another plug-in: False)."""
+    if plugin not in CRC32_PLUGINS or not ngas_checksum:
+        return False
+    try:
+        return (int(ngas_checksum) & 0xFFFFFFFF) == crc
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class FileInfo:
     """One version of one archived file (a files_like row or a QARCHIVE answer).
 
     ``size`` and ``checksum`` describe the file's content: for an empty-file
     marker (``mime_type`` :data:`EMPTY_MIME`) 0 and :data:`EMPTY_CHECKSUM`, not
-    the stored marker body's.
+    the stored marker body's; ``stored_size`` and ``stored_checksum`` then keep
+    what NGAS reports for the body it holds (None for any other file).
     """
 
     file_id: str
@@ -116,6 +129,8 @@ class FileInfo:
     file_name: str = ""
     mime_type: str = DEFAULT_MIME
     ingestion_date: str = ""
+    stored_size: int | None = None
+    stored_checksum: str | None = None
 
     @property
     def empty_marker(self) -> bool:
@@ -124,9 +139,32 @@ class FileInfo:
 
     def content(self) -> FileInfo:
         """This version as the file it stands for (size 0 for an empty-file marker)."""
-        if not self.empty_marker:
+        if not self.empty_marker or self.stored_size is not None:
             return self
-        return replace(self, size=0, checksum=EMPTY_CHECKSUM)
+        return replace(
+            self,
+            size=0,
+            checksum=EMPTY_CHECKSUM,
+            stored_size=self.size,
+            stored_checksum=self.checksum,
+        )
+
+    def holds(self, size: int, crc: int) -> bool:
+        """True when this version is known to be a file of ``size`` bytes with crc32 ``crc``.
+
+        Stricter than :func:`checksum_matches`: a version without a crc32
+        checksum (NGAS configured without checksums, or another algorithm)
+        holds nothing known, so it never matches. An empty-file marker matches
+        an empty file only while the body NGAS reports is exactly the marker
+        (a damaged marker does not: logging the empty file again repairs it).
+        """
+        if self.size != size or not _crc32_is(self.checksum, self.checksum_plugin, crc):
+            return False
+        if not self.empty_marker:
+            return True
+        return self.stored_size == len(EMPTY_MARKER) and _crc32_is(
+            self.stored_checksum, self.checksum_plugin, zlib.crc32(EMPTY_MARKER)
+        )
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> FileInfo:
