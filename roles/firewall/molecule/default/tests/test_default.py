@@ -68,6 +68,11 @@ def test_service_enabled_and_stop_reload_touch_only_the_table(a):
     assert svc.is_enabled and svc.is_running
     reload = a.run("systemctl reload nftables")
     journal = a.run("journalctl -u nftables --no-pager -n 30").stdout
+    if reload.rc != 0 and "status=219/CGROUP" in journal:
+        # the container's systemd could not put the reload process into a cgroup (seen
+        # once in CI on a cgroup v1 host): the test harness, not the role; once more
+        reload = a.run("systemctl reload nftables")
+        journal = a.run("journalctl -u nftables --no-pager -n 30").stdout
     assert reload.rc == 0, f"reload failed: {reload.stderr}\n{journal}"
     assert tables(a) >= {("inet", "mlpipe"), ("inet", "keepme")}
     a.check_output("systemctl stop nftables")
