@@ -102,6 +102,17 @@ def test_empty_files_round_trip_byte_for_byte_and_list_as_size_0(
     assert served is not None and Path(served).read_bytes() == b""
 
 
+def _archive_as_marker(url: str, fid: str, body: bytes) -> None:
+    """Store BODY under FID with the marker's mime type, as a damaged marker would be."""
+    r = requests.post(
+        f"{url}/QARCHIVE",
+        params={"filename": fid, "file_id": fid, "mime_type": EMPTY_MIME},
+        data=body,
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+
+
 @pytest.mark.parametrize(
     "body",
     [b"not the marker", EMPTY_MARKER[:-1], EMPTY_MARKER + b"x", b"\0" * len(EMPTY_MARKER)],
@@ -110,13 +121,7 @@ def test_empty_files_round_trip_byte_for_byte_and_list_as_size_0(
 def test_damaged_marker_is_an_error_not_an_empty_file(repo, ngas_server, tmp_path, body):
     """The mime type says "empty"; a body that is not the marker must not be served as empty."""
     fid = repo._file_id("broken", "__init__.py")
-    r = requests.post(
-        f"{ngas_server.url}/QARCHIVE",
-        params={"filename": fid, "file_id": fid, "mime_type": EMPTY_MIME},
-        data=body,
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
+    _archive_as_marker(ngas_server.url, fid, body)
     assert _sizes(repo, "broken") == {"broken/__init__.py": 0}  # the mime type decides
     dest = tmp_path / "got" / "__init__.py"
     with pytest.raises(MlflowException, match="not mlpipe's empty-file marker"):
@@ -353,14 +358,7 @@ def test_logging_an_empty_file_again_repairs_a_damaged_marker(
 ):
     """A damaged marker of the same size is not "the same empty file": a new good version."""
     fid = repo._file_id("pkg", "__init__.py")
-    body = b"\0" * len(EMPTY_MARKER)
-    r = requests.post(
-        f"{ngas_server.url}/QARCHIVE",
-        params={"filename": fid, "file_id": fid, "mime_type": EMPTY_MIME},
-        data=body,
-        timeout=10,
-    )
-    assert r.status_code == 200, r.text
+    _archive_as_marker(ngas_server.url, fid, b"\0" * len(EMPTY_MARKER))
     (tmp_path / "t" / "pkg").mkdir(parents=True)
     (tmp_path / "t" / "pkg" / "__init__.py").write_bytes(b"")
     if log_tree:
