@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlpipe.errors import BadInput, MlpipeError
 from mlpipe.tasks.context import TaskContext
+from mlpipe.tasks.evaluation import eval_frame
 from mlpipe.tasks.spec import Inputs, Params, TaskCall, TaskResult, TaskSpec
 
 if TYPE_CHECKING:
-    import pandas as pd
     from mlflow import MlflowClient
 
 NAME = "promote"
@@ -47,25 +46,6 @@ TAG_PROMOTION_RUN = "mlpipe.promotion_run"
 
 class GateRefused(MlpipeError):
     """The challenger is worse than the champion on the evaluation data."""
-
-
-def _eval_frame(ctx: TaskContext, params: Mapping[str, Any], challenger_run: str) -> pd.DataFrame:
-    from mlpipe.tasks import filesets, frames
-    from mlpipe.tasks.mlflow_errors import as_mlpipe_errors
-
-    if params.get("eval_data"):
-        ids = params["eval_data"]
-        ids = [ids] if isinstance(ids, str) else list(ids)
-        return frames.load(ctx, filesets.resolve(ctx.ngas, ids, "eval_data"), "eval_data")
-    what = f"promote: reading the held-out rows of run {challenger_run}"
-    with as_mlpipe_errors(what):  # absent is None; any failure (a 5xx too) is an error
-        frame = frames.load_heldout(ctx.models, challenger_run, what)
-    if frame is None:
-        raise BadInput(
-            f"promote: run {challenger_run} of the challenger has no {frames.HELDOUT_ARTIFACT}; "
-            "give evaluation data with --eval-data"
-        )
-    return frame
 
 
 def _better(goal: str, challenger: float, champion: float) -> bool:
@@ -135,7 +115,7 @@ def run(call: TaskCall) -> TaskResult:
         elif not metric:
             why = f"promoted: without a gate (no if_better), replacing version {champion}"
         else:
-            frame = _eval_frame(ctx, params, challenger_run)
+            frame = eval_frame(ctx, params, challenger_run, NAME)
             mine = plugin.evaluate(ctx.load_model(ref.uri)[0], frame)[metric]
             theirs = plugin.evaluate(ctx.load_model(f"models:/{ref.name}/{champion}")[0], frame)
             mlflow.log_metrics({f"challenger_{metric}": mine, f"champion_{metric}": theirs[metric]})
