@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
 
 class FaultyProxy:
-    """Forwards HTTP to ``upstream``, answering ``status`` (503) to ``fail`` = (method, path regex).
+    """Forwards HTTP to ``upstream``, answering ``status`` (503) to ``fail`` = (method, path regex)
+    and to every request for which ``deny(method, path)`` is true.
 
     ``failed`` counts the requests answered so; ``seen`` lists (method, path) of every
     request received. Use as a context manager.
@@ -20,6 +22,7 @@ class FaultyProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.fail: tuple[str, str] | None = None
+        self.deny: Callable[[str, str], bool] | None = None
         self.status = 503
         self.failed = 0
         self.seen: list[tuple[str, str]] = []
@@ -33,8 +36,10 @@ class FaultyProxy:
             def _forward(self) -> None:
                 with proxy._seen_lock:
                     proxy.seen.append((self.command, self.path))
-                fail = proxy.fail
-                if fail and self.command == fail[0] and re.search(fail[1], self.path):
+                fail, deny = proxy.fail, proxy.deny
+                if (fail and self.command == fail[0] and re.search(fail[1], self.path)) or (
+                    deny and deny(self.command, self.path)
+                ):
                     proxy.failed += 1
                     self.send_response(proxy.status)
                     self.send_header("Content-Length", "0")

@@ -22,7 +22,9 @@ and puts on it the directories of the host's tiers (ansible/group_vars/all/site.
 
 A tier without VMs of its own that the ``hosted_on`` output names (postgresql =>
 mlflow by default) is a group of the VMs it runs on. ``all.vars`` carry what the
-site needs from Terraform: ``mlpipe_private_cidr``, ``mlpipe_bucket_backups`` and
+site needs from Terraform: ``mlpipe_private_cidr``, ``mlpipe_bucket_backups``,
+``mlpipe_bucket_mlflow_artifacts`` (empty unless MLflow's artifacts are in a bucket:
+then the site sets ``mlflow_artifacts_destination`` to ``gs://<it>``) and
 ``mlpipe_gcp_*``.
 No secret ever goes through here (Terraform state has none).
 """
@@ -52,6 +54,7 @@ CONSUMED_OUTPUTS = (
     "private_cidr",
     "network",
     "bucket_backups",
+    "bucket_mlflow_artifacts",
     "service_accounts",
     "project_id",
     "region",
@@ -59,6 +62,7 @@ CONSUMED_OUTPUTS = (
 )
 
 SSH_MODES = ("iap", "direct")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 
 
 class InventoryError(Exception):
@@ -102,6 +106,16 @@ def _values(tf_output: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = item
     return out
+
+
+def _bucket(v: dict[str, Any], output: str) -> str:
+    """An optional bucket output: its name, or "" when the configuration made none (null)."""
+    name = v[output]
+    if name is None:
+        return ""
+    if not isinstance(name, str) or not BUCKET_NAME.match(name):
+        raise InventoryError(f"output {output} is not a bucket name or null: {name!r}")
+    return name
 
 
 def _host_vars(
@@ -205,6 +219,7 @@ def build_inventory(
             "mlpipe_ssh_via": ssh_via,
             "mlpipe_private_cidr": v["private_cidr"],
             "mlpipe_bucket_backups": v["bucket_backups"],
+            "mlpipe_bucket_mlflow_artifacts": _bucket(v, "bucket_mlflow_artifacts"),
             "mlpipe_gcp_project": project,
             "mlpipe_gcp_region": v["region"],
             "mlpipe_gcp_network": v["network"],

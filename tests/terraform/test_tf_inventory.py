@@ -66,9 +66,16 @@ def test_site_variables(tf_inventory, tf_output):
     assert v["ansible_ssh_private_key_file"] == "/k"
     assert v["mlpipe_private_cidr"] == "10.42.0.0/24"
     assert v["mlpipe_bucket_backups"] == "mlpipe-demo-123-mlpipe-backups"
+    assert v["mlpipe_bucket_mlflow_artifacts"] == ""  # null: artifacts on NGAS
     assert v["mlpipe_gcp_project"] == "mlpipe-demo-123"
     assert v["mlpipe_env"] == "prod"
     assert v["mlpipe_gcp_service_accounts"]["ngas"].startswith("mlpipe-ngas@")
+
+
+def test_mlflow_artifact_bucket_when_terraform_made_one(tf_inventory, tf_output):
+    tf_output["bucket_mlflow_artifacts"]["value"] = "mlpipe-demo-123-mlpipe-mlflow-artifacts"
+    v = tf_inventory.build_inventory(tf_output)["all"]["vars"]
+    assert v["mlpipe_bucket_mlflow_artifacts"] == "mlpipe-demo-123-mlpipe-mlflow-artifacts"
 
 
 def test_iap_proxycommand_per_host(tf_inventory, tf_output):
@@ -100,6 +107,7 @@ def test_empty_tier_gives_empty_group(tf_inventory, tf_output):
     ("mutate", "message"),
     [
         (lambda o: o.pop("bucket_backups"), "lacks bucket_backups"),
+        (lambda o: o["bucket_mlflow_artifacts"].update(value="Not A Bucket"), "not a bucket name"),
         (lambda o: o["hosts"]["value"].update(bastion=[]), "tiers.yml does not list: bastion"),
         (lambda o: o["hosted_on"].update(value={"postgresql": "slurm_gpu"}), "does not list"),
         (lambda o: o["hosted_on"].update(value={"web": "mlflow"}), "web has VMs of its own"),

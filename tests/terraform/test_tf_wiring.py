@@ -60,6 +60,7 @@ class Platform:
         self.network = self._network(module_args["network"])
         self.compute = self._compute(module_args["compute"], self.network["tier_tags"])
         self.storage = self._storage(module_args["storage"])
+        self.storage_roles = self.storage["roles"]
         return module_args
 
     def _network(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -129,7 +130,14 @@ class Platform:
         h = tfeval.Harness(TF_ROOT / "modules" / "storage", self.work / "storage")
         bucket = h.resource("google_storage_bucket", "bucket")
         grant = h.resource("google_storage_bucket_iam_member", "member")
-        h.fakes = {"google_storage_bucket.bucket": {k: {"name": k} for k in args["buckets"]}}
+        role = h.resource("google_project_iam_custom_role", "role")
+        h.fakes = {
+            "google_storage_bucket.bucket": {k: {"name": k} for k in args["buckets"]},
+            # the provider's name of a custom role: projects/<p>/roles/<role_id>
+            "google_project_iam_custom_role.role": {
+                k: {"name": f"custom-role:{k}"} for k in args.get("custom_roles") or {}
+            },
+        }
         return h.evaluate(
             {k: v for k, v in args.items() if v is not None},
             {
@@ -145,6 +153,10 @@ class Platform:
                 "grants": h.per_instance(
                     grant["for_each"],
                     {a: grant[a] for a in ("bucket", "role", "member")},
+                ),
+                "roles": h.per_instance(
+                    role["for_each"],
+                    {a: role[a] for a in ("project", "role_id", "title", "permissions")},
                 ),
             },
         )
@@ -283,6 +295,37 @@ def test_buckets_are_private_versioned_and_granted_per_tier(platform: Platform) 
         ("backups", "roles/storage.objectCreator", sa("ngas")),
         ("backups", "roles/storage.objectViewer", sa("ngas")),
     }
+
+
+def test_no_custom_role_and_no_artifact_bucket_while_artifacts_are_on_ngas(
+    platform: Platform,
+) -> None:
+    assert platform.storage_roles == {}
+    assert "mlflow-artifacts" not in platform.storage["buckets"]
+
+
+def test_a_gcs_artifact_store_gets_its_bucket_and_role_on_it_only(tmp_path: Path) -> None:
+    p = Platform(tmp_path)
+    p.build(mlflow_artifact_store="gcs")
+    b = p.storage["buckets"]["mlflow-artifacts"]
+    assert b["name"] == f"{PROJECT}-mlpipe-mlflow-artifacts"
+    assert b["pap"] == "enforced" and b["versioned"] is True and b["rules"]
+    role = p.storage_roles["mlflowArtifacts"]
+    assert role["project"] == PROJECT and role["role_id"] == "mlpipe_mlflowArtifacts"
+    assert all(perm.startswith("storage.objects.") for perm in role["permissions"])
+    grants = {(g["bucket"], g["role"], g["member"]) for g in p.storage["grants"].values()}
+    custom = {g for g in grants if g[1].startswith("custom-role:")}
+    assert custom == {
+        ("mlflow-artifacts", "custom-role:mlflowArtifacts", "serviceAccount:mlflow@sa")
+    }
+    # the backups grants are unchanged, and nothing else touches the new bucket
+    assert {g for g in grants if g[0] == "mlflow-artifacts"} == custom
+
+
+def test_an_unknown_artifact_store_is_refused(tmp_path: Path) -> None:
+    p = Platform(tmp_path)
+    with pytest.raises(tfeval.TerraformError, match="mlflow_artifact_store must be"):
+        p.build(mlflow_artifact_store="s3")
 
 
 def test_tier_overrides_scale_and_move_the_database(tmp_path: Path) -> None:

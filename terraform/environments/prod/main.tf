@@ -22,8 +22,33 @@ locals {
 
   # Overwritten or deleted object versions are kept this long, in every bucket.
   delete_old_versions = { action = { type = "Delete" }, condition = { days_since_noncurrent_time = 30, with_state = "ARCHIVED" } }
+  # MLflow's artifacts in a bucket of their own when var.mlflow_artifact_store is
+  # "gcs" (mlflow_artifacts_destination gs://...): the mlflow tier's service account
+  # gets the custom role below on that bucket only.
+  mlflow_tier = lookup(module.tiers.hosted_on, "mlflow", "mlflow")
+  mlflow_artifact_bucket = var.mlflow_artifact_store == "gcs" ? {
+    mlflow-artifacts = {
+      purpose         = "mlflow-artifacts"
+      lifecycle_rules = [local.delete_old_versions]
+      members = {
+        "custom/mlflowArtifacts" = { for t in [local.mlflow_tier] : t => local.sa_members[t] if contains(local.with_vms, t) }
+      }
+    }
+  } : {}
+  # What MLflow's gs:// artifact repository calls, and nothing else (tests/unit/
+  # test_gcs_artifacts.py maps the requests a real server makes to permissions and
+  # compares): upload (create; an overwrite also needs delete), list, download, and
+  # delete (runs' artifacts removed by `mlflow gc`). No bucket metadata, no IAM.
+  custom_roles = var.mlflow_artifact_store == "gcs" ? {
+    mlflowArtifacts = {
+      title       = "mlpipe MLflow artifacts"
+      description = "Objects of the MLflow artifact bucket: create, read, list, delete."
+      permissions = ["storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list"]
+    }
+  } : {}
+
   # Raw data has no bucket: it lands in NGAS (mlpipe load-raw, the FTP watcher).
-  buckets = {
+  buckets = merge(local.mlflow_artifact_bucket, {
     backups = {
       purpose = "backups"
       lifecycle_rules = [
@@ -36,7 +61,7 @@ locals {
         "roles/storage.objectViewer"  = local.backup_writers
       }
     }
-  }
+  })
 
   admin_sa_pairs = {
     for p in setproduct(var.admin_members, local.with_vms) : "${p[0]} ${p[1]}" => { member = p[0], tier = p[1] }
@@ -86,6 +111,7 @@ module "storage" {
   location      = var.region
   name          = var.name
   buckets       = local.buckets
+  custom_roles  = local.custom_roles
   force_destroy = var.buckets_force_destroy
   kms_key_name  = var.kms_key_self_link
   labels        = local.labels

@@ -25,6 +25,11 @@ output "bucket_backups" {
   value       = module.storage.names["backups"]
 }
 
+output "bucket_mlflow_artifacts" {
+  description = "MLflow's artifact bucket when mlflow_artifact_store is \"gcs\", else null (mlpipe_bucket_mlflow_artifacts: then mlflow_artifacts_destination is gs://<it>)."
+  value       = lookup(module.storage.names, "mlflow-artifacts", null)
+}
+
 output "service_accounts" {
   description = "Service-account email per tier (mlpipe_gcp_service_accounts)."
   value       = module.compute.service_accounts

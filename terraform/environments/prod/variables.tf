@@ -136,3 +136,14 @@ variable "storage_audit_logs" {
   type        = bool
   default     = true
 }
+
+variable "mlflow_artifact_store" {
+  description = "Where MLflow keeps run and model artifacts: \"ngas\" (the archive, through the mlpipe plugin) or \"gcs\" (a bucket of their own, output bucket_mlflow_artifacts; docs/gcp.md compares the two)."
+  type        = string
+  default     = "ngas"
+
+  validation {
+    condition     = contains(["ngas", "gcs"], var.mlflow_artifact_store)
+    error_message = "mlflow_artifact_store must be \"ngas\" or \"gcs\"."
+  }
+}

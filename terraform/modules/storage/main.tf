@@ -4,7 +4,8 @@
  * bucket-level access, public access prevention enforced, object versioning,
  * lifecycle rules;
  * access is granted per bucket and role to the listed members (never
- * project-wide storage roles).
+ * project-wide storage roles), a role being a predefined object role or one of
+ * var.custom_roles (exactly the permissions a user needs).
  */
 
 locals {
@@ -15,7 +16,12 @@ locals {
   grants = merge([
     for k, b in var.buckets : merge([
       for role, members in b.members : {
-        for key, member in members : "${k}/${role}/${key}" => { bucket = k, role = role, member = member }
+        for key, member in members : "${k}/${role}/${key}" => {
+          bucket = k
+          # "custom/<key>": the var.custom_roles role of that key
+          role   = startswith(role, "custom/") ? google_project_iam_custom_role.role[trimprefix(role, "custom/")].name : role
+          member = member
+        }
       }
     ]...)
   ]...)
@@ -63,6 +69,18 @@ resource "google_storage_bucket" "bucket" {
       }
     }
   }
+}
+
+# Project-level custom roles holding only the permissions a bucket's user needs;
+# granted on single buckets (members "custom/<key>"), never on the project.
+resource "google_project_iam_custom_role" "role" {
+  for_each = var.custom_roles
+
+  project     = var.project_id
+  role_id     = "${replace(var.name, "-", "_")}_${each.key}"
+  title       = each.value.title
+  description = each.value.description
+  permissions = each.value.permissions
 }
 
 resource "google_storage_bucket_iam_member" "member" {

@@ -78,10 +78,10 @@ variable "buckets" {
 
   validation {
     condition = alltrue(flatten([for k, b in var.buckets : [for role, members in b.members : concat(
-      [contains(["roles/storage.objectViewer", "roles/storage.objectCreator", "roles/storage.objectUser"], role)],
+      [contains(["roles/storage.objectViewer", "roles/storage.objectCreator", "roles/storage.objectUser"], role) || can(regex("^custom/[a-zA-Z][a-zA-Z0-9_]{2,40}$", role))],
       [for m in values(members) : can(regex("^(serviceAccount|group|user):", m))],
     )]]))
-    error_message = "bucket members: roles must be roles/storage.objectViewer, objectCreator or objectUser (no admin roles), members serviceAccount:, group: or user: (never allUsers)."
+    error_message = "bucket members: roles must be roles/storage.objectViewer, objectCreator, objectUser or custom/<a key of custom_roles> (no admin roles), members serviceAccount:, group: or user: (never allUsers)."
   }
 }
 
@@ -101,4 +101,19 @@ variable "labels" {
   description = "Labels on every bucket (each adds purpose = its purpose)."
   type        = map(string)
   default     = {}
+}
+
+variable "custom_roles" {
+  description = "Project custom roles for bucket grants: key => {title, description, permissions}; a bucket's members name one as \"custom/<key>\". Only storage.objects.* permissions (object access, nothing on buckets or IAM)."
+  type = map(object({
+    title       = string
+    description = optional(string, "")
+    permissions = list(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for k, r in var.custom_roles : can(regex("^[a-zA-Z][a-zA-Z0-9_]{2,40}$", k)) && length(r.permissions) > 0 && alltrue([for p in r.permissions : can(regex("^storage\\.objects\\.[a-zA-Z]+$", p))])])
+    error_message = "custom_roles: keys are 3-41 letters, digits or _ (starting with a letter); permissions a non-empty list of storage.objects.* permissions."
+  }
 }
