@@ -29,11 +29,16 @@ help: ## List the targets
 # imported on first use and keeps it (these venvs are writable by their user).
 UV_VERSION := 0.13.9
 UV_INSTALL  = pip install -q --disable-pip-version-check --no-compile --upgrade pip uv==$(UV_VERSION)
+# torch (mlpipe[torch], in [dev]: the PyTorch example model) is the CPU build, pinned
+# torch==X+cpu in tests/constraints.txt: the index's plain torch is a multi-GB CUDA build and is
+# never taken. It comes from TORCH_FIND_LINKS: a directory with the CPU wheel (default
+# /opt/wheels when it holds one), else PyTorch's CPU wheel page.
+TORCH_FIND_LINKS ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,https://download.pytorch.org/whl/cpu/torch/)
 $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@echo "venv: installing pinned tools and the mlpipe package into $(VENV) (first use only)"
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	@$(VENV)/bin/$(UV_INSTALL)
-	@$(VENV)/bin/uv pip install -q --system-certs --python $(VENV)/bin/python -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
+	@$(VENV)/bin/uv pip install -q --system-certs --python $(VENV)/bin/python --find-links $(TORCH_FIND_LINKS) -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
 	@touch $@
 
 # Debian packages the controller needs (installed when missing; root + apt): for lint,

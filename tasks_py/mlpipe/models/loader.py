@@ -10,7 +10,10 @@ from mlpipe.models.base import ModelPlugin
 
 ENTRY_POINT_GROUP = "mlpipe.models"
 # Shipped plugins, found even when the package metadata is not (re)installed.
-BUILTIN = {"weather": "mlpipe.models.weather:WeatherModel"}
+BUILTIN = {
+    "weather": "mlpipe.models.weather:WeatherModel",
+    "weather-torch": "mlpipe.models.weather_torch:WeatherTorchModel",
+}
 
 
 def _import(target: str, where: str) -> object:

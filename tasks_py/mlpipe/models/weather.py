@@ -46,14 +46,16 @@ def _number(params: Mapping[str, Any], key: str, default: float, low: float, hig
     return number
 
 
-class WeatherModel(SklearnModelPlugin):
-    """Next-day ``temp_max`` regression on seattle-weather style observations."""
+class WeatherData:
+    """The data side of the weather models: raw files, features, split, predictions, metrics.
 
-    name = "weather"
-    metric_goals = {"rmse": "min", "mae": "min", "r2": "max"}
-    preprocess_settings = {"lags": 1}
-    train_params = {"alpha": 1e-4, "max_iter": 1000, "seed": 0}
-    continue_params = {"epochs": 20, "alpha": 1e-4}
+    Shared by :class:`WeatherModel` (scikit-learn) and
+    :class:`mlpipe.models.weather_torch.WeatherTorchModel` (PyTorch): their models only need
+    a ``predict(features frame)`` returning one number per row.
+    """
+
+    metric_goals: Mapping[str, str] = {"rmse": "min", "mae": "min", "r2": "max"}
+    preprocess_settings: Mapping[str, Any] = {"lags": 1}
 
     # ---------------------------------------------------------------- data
     def _read(self, path: Path) -> pd.DataFrame:
@@ -120,6 +122,32 @@ class WeatherModel(SklearnModelPlugin):
             raise BadInput(f"the data has no {TARGET!r} column: it is not preprocessed weather")
         return data[self.feature_columns(data)], data[TARGET].to_numpy(dtype=float)
 
+    def predict(self, model: Any, data: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame({"date": data["date"]})
+        out["predicted_next_temp_max"] = np.asarray(
+            model.predict(data[self.feature_columns(data)]), dtype=float
+        ).round(4)
+        if TARGET in data.columns:
+            out[TARGET] = data[TARGET].to_numpy()
+        return out
+
+    def evaluate(self, model: Any, data: pd.DataFrame) -> dict[str, float]:
+        x, y = self._xy(data)
+        pred = np.asarray(model.predict(x), dtype=float)
+        return {
+            "rmse": float(np.sqrt(mean_squared_error(y, pred))),
+            "mae": float(mean_absolute_error(y, pred)),
+            "r2": float(r2_score(y, pred)),
+        }
+
+
+class WeatherModel(WeatherData, SklearnModelPlugin):
+    """Next-day ``temp_max`` regression on seattle-weather style observations."""
+
+    name = "weather"
+    train_params = {"alpha": 1e-4, "max_iter": 1000, "seed": 0}
+    continue_params = {"epochs": 20, "alpha": 1e-4}
+
     # ------------------------------------------------------------ learning
     def train(self, data: pd.DataFrame, params: Mapping[str, Any]) -> Pipeline:
         x, y = self._xy(data)
@@ -148,21 +176,3 @@ class WeatherModel(SklearnModelPlugin):
         for _ in range(int(_number(params, "epochs", 20, 1, 10_000))):
             reg.partial_fit(scaled, y)
         return model
-
-    def predict(self, model: Any, data: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame({"date": data["date"]})
-        out["predicted_next_temp_max"] = np.asarray(
-            model.predict(data[self.feature_columns(data)]), dtype=float
-        ).round(4)
-        if TARGET in data.columns:
-            out[TARGET] = data[TARGET].to_numpy()
-        return out
-
-    def evaluate(self, model: Any, data: pd.DataFrame) -> dict[str, float]:
-        x, y = self._xy(data)
-        pred = np.asarray(model.predict(x), dtype=float)
-        return {
-            "rmse": float(np.sqrt(mean_squared_error(y, pred))),
-            "mae": float(mean_absolute_error(y, pred)),
-            "r2": float(r2_score(y, pred)),
-        }
