@@ -859,6 +859,37 @@ def test_scheduled_retraining_runs_through_its_timer_unit() -> None:
     assert _production("seattle-weather") == now
 
 
+ONNX_UNIT = "mlpipe-pipeline@weather-onnx.service"
+
+
+def test_convert_and_check_stage_runs_on_a_node_through_its_unit(ngas_env: dict[str, str]) -> None:
+    """weather-onnx on the first worker (mlpipe[onnx] in the pipeline venv): production's
+    version exported to ONNX, the file on NGAS through MLflow, attached to the version and
+    checked against the original; a second run with the same version skips both steps."""
+    version = _production("seattle-weather")
+    start = sh("docker", "exec", WORKER, "systemctl", "start", ONNX_UNIT, check=False)
+    journal = _on_worker("journalctl", "-u", ONNX_UNIT, "-o", "cat", "--no-pager")
+    print(journal[-4000:])
+    assert start.returncode == 0, start.stderr
+    got = _admin_get("model-versions/get", {"name": "seattle-weather", "version": version})
+    tags = {t["key"]: t["value"] for t in got.json()["model_version"].get("tags", [])}
+    assert tags.get("mlpipe.onnx_check", "").startswith("passed: "), tags
+    assert tags.get("mlpipe.onnx", "").endswith("/artifacts/onnx/model.onnx"), tags
+    convert_run = tags["mlpipe.onnx_run"]
+    run = _admin_get("runs/get", {"run_id": convert_run}).json()["run"]
+    assert run["info"]["status"] == "FINISHED", run["info"]
+    stored = _reader(ngas_env).list("mlflow/")
+    onnx = [f for f in stored if convert_run in f.file_id and f.file_id.endswith("onnx/model.onnx")]
+    assert len(onnx) == 1 and onnx[0].size > 0, [f.file_id for f in stored][-20:]
+
+    again = sh("docker", "exec", WORKER, "systemctl", "start", ONNX_UNIT, check=False)
+    assert again.returncode == 0, again.stderr
+    journal = _on_worker("journalctl", "-u", ONNX_UNIT, "-o", "cat", "--no-pager")
+    assert journal.count("convert: skipped") == 1 and journal.count("check: skipped") == 1, journal[
+        -3000:
+    ]
+
+
 def test_failed_demo_fails_up_with_the_nodes_journal(ngas_env: dict[str, str]) -> None:
     """A demo run that fails makes the play fail, showing the end of the node's journal.
 

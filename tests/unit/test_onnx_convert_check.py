@@ -352,3 +352,30 @@ def test_float32_conversion_is_within_the_default_tolerance(weather_raw):
     assert result.ok and result.rows == len(held)
     assert 0 < result.max_abs < 1e-4  # float32: not exact
     assert not compare(plugin.predict_values(model, held), got, 0, 1e-9).ok
+
+
+def test_shipped_onnx_pipeline_follows_the_production_alias(task_env, features):
+    """tasks_py/examples/weather-onnx as shipped (the local cluster's weather-onnx): no model
+    input, so both steps take [model] name@production; a run with the alias unmoved skips
+    them, a run after it moved converts and checks the new version."""
+    example = Path(__file__).resolve().parents[2] / "tasks_py/examples/weather-onnx/pipeline.yaml"
+    ctx = TaskContext.from_config()
+    client = mlflow.MlflowClient()
+    name = task_env["MLPIPE_MODEL_NAME"]
+    train(ctx, features)
+    train(ctx, features, alpha=1e-2)
+    client.set_registered_model_alias(name, "production", "1")
+
+    first = run_pipeline(example, ctx, executor="local").outcomes
+    assert {s: o.status for s, o in first.items()} == {"convert": "ran", "check": "ran"}
+    assert client.get_model_version(name, "1").tags["mlpipe.onnx_check"].startswith("passed: ")
+    assert "mlpipe.onnx" not in client.get_model_version(name, "2").tags
+
+    same = run_pipeline(example, ctx, executor="local").outcomes
+    assert {s: o.status for s, o in same.items()} == {"convert": "skipped", "check": "skipped"}
+
+    client.set_registered_model_alias(name, "production", "2")
+    moved = run_pipeline(example, ctx, executor="local").outcomes
+    assert {s: o.status for s, o in moved.items()} == {"convert": "ran", "check": "ran"}
+    assert moved["check"].outputs == {"model": f"models:/{name}/2"}
+    assert client.get_model_version(name, "2").tags["mlpipe.onnx_check"].startswith("passed: ")

@@ -46,8 +46,9 @@ def check(tmp_path: Path, text: str):
     return validate(load_pipeline(write(tmp_path, text)), WeatherModel())
 
 
-def test_shipped_example_is_valid_without_warnings():
-    report = validate(load_pipeline(EXAMPLE / "pipeline.yaml"), WeatherModel())
+@pytest.mark.parametrize("example", ["weather", "weather-retrain", "weather-onnx"])
+def test_shipped_examples_are_valid_without_warnings(example):
+    report = validate(load_pipeline(EXAMPLE.parent / example / "pipeline.yaml"), WeatherModel())
     assert report.errors == [] and report.warnings == []
 
 
