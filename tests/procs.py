@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -13,6 +14,14 @@ import pytest
 import requests
 
 READY_TIMEOUT = float(os.environ.get("MLPIPE_TEST_READY_TIMEOUT", "120"))
+
+# An MLflow client's environment in tests: a failure shows at once (no retries, a
+# short timeout), and no progress bars in the output.
+MLFLOW_FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
 
 
 def free_port() -> int:
@@ -45,6 +54,33 @@ def wait_until(
         delay = min(delay * 1.5, 1.0)
     tail = log.read_text(errors="replace")[-4000:] if log and log.exists() else ""
     pytest.fail(f"{what} not ready after {timeout:.0f}s:\n{tail}")
+
+
+def ansible_json(
+    tmp_path: Path, playbook: str, *args: str, env: dict[str, str] | None = None, timeout: int = 300
+) -> tuple[subprocess.CompletedProcess[str], dict]:
+    """Run ``playbook`` (its text) with the repository's roles and ansible-playbook; the
+    process and its JSON callback output."""
+    top = Path(__file__).resolve().parents[1]
+    (tmp_path / "play.yml").write_text(playbook)
+    (tmp_path / "ansible.cfg").write_text(f"[defaults]\nroles_path = {top / 'roles'}\n")
+    proc = subprocess.run(
+        [str(top / ".venv/bin/ansible-playbook"), "play.yml", *args],
+        env={
+            **os.environ,
+            "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+            "ANSIBLE_LOCALHOST_WARNING": "false",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
+            **(env or {}),
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    return proc, json.loads(proc.stdout)
 
 
 def stop_process(proc: subprocess.Popen) -> None:

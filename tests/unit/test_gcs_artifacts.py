@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -46,16 +45,12 @@ from http_faults import FaultyProxy
 from mlpipe.models.weather import WeatherModel
 from mlpipe.storage import ReadCache
 from mlpipe.tasks.model_cache import ModelCache
-from procs import free_port
+from procs import MLFLOW_FAIL_FAST, ansible_json, free_port
 
 TOP = Path(__file__).resolve().parents[2]
 BUCKET = "mlpipe-test-mlflow-artifacts"
 EMPTY = b""
-FAST = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-}
+FAST = MLFLOW_FAIL_FAST
 
 
 @dataclass(frozen=True)
@@ -362,23 +357,7 @@ def test_the_role_refuses_a_gs_destination_without_a_valid_bucket(tmp_path):
         }
     }
     (tmp_path / "hosts.yml").write_text(json.dumps(inventory))
-    (tmp_path / "play.yml").write_text(PREFLIGHT)
-    (tmp_path / "ansible.cfg").write_text(f"[defaults]\nroles_path = {TOP / 'roles'}\n")
-    proc = subprocess.run(
-        [str(Path(python).parent / "ansible-playbook"), "-i", "hosts.yml", "play.yml"],
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg"),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-        },
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    out = json.loads(proc.stdout)
+    proc, out = ansible_json(tmp_path, PREFLIGHT, "-i", "hosts.yml")
     failed: dict[str, str] = {}
     for play in out["plays"]:
         for task in play["tasks"]:

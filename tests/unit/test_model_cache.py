@@ -41,15 +41,11 @@ from mlpipe.tasks.model_cache import ModelCache, copy_tree
 from mlpipe.tasks.registry import run_task
 from mlpipe.web.catalog import Catalog
 from mlpipe.web.settings import WebSettings
-from procs import free_port
+from procs import MLFLOW_FAIL_FAST, free_port
 
 MLPIPE = str(Path(os.path.abspath(sys.executable)).parent / "mlpipe")
 ARTIFACTS = "/mlflow-artifacts/artifacts"
-FAST = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-}
+FAST = MLFLOW_FAIL_FAST
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,13 @@ os.yml must accept Debian 12 and refuse anything else, naming what it found.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from procs import ansible_json
 
 TOP = Path(__file__).resolve().parents[2]
 GOOD = "Xy7gT4kq9LmZpQ2w"
@@ -42,26 +42,7 @@ class Run:
 
 
 def check(tmp_path: Path, tasks_from: str, extra_vars: dict[str, Any]) -> Run:
-    playbook = tmp_path / "check.yml"
-    playbook.write_text(PLAYBOOK % tasks_from)
-    cfg = tmp_path / "ansible.cfg"
-    cfg.write_text(f"[defaults]\nroles_path = {TOP / 'roles'}\n")
-    proc = subprocess.run(
-        [str(TOP / ".venv/bin/ansible-playbook"), str(playbook), "-e", json.dumps(extra_vars)],
-        env={
-            **os.environ,
-            "ANSIBLE_CONFIG": str(cfg),
-            "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-        },
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    out = json.loads(proc.stdout)
+    proc, out = ansible_json(tmp_path, PLAYBOOK % tasks_from, "-e", json.dumps(extra_vars))
     failures = [
         str(item.get("msg"))
         for play in out["plays"]
