@@ -61,9 +61,15 @@ def _toml(values: dict[str, dict[str, str]]) -> str:
 
 
 def use_island(
-    monkeypatch: pytest.MonkeyPatch, dim: Manager, work: Path, env: dict[str, str], tag: str
+    monkeypatch: pytest.MonkeyPatch,
+    dim: Manager,
+    work: Path,
+    env: dict[str, str],
+    tag: str,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Point the controller at ``dim`` and write the workers' config (as ``env`` + tag).
+    """Point the controller at ``dim`` and write the workers' config (as ``env`` + tag, and
+    the ``MLPIPE_<SECTION>_<KEY>`` settings ``extra``).
 
     The controller's own settings are made equal to the workers' (as on the
     cluster, where both read /etc/mlpipe/mlpipe.toml).
@@ -79,6 +85,7 @@ def use_island(
         "MLPIPE_MODEL_NAME": f"{env['MLPIPE_MODEL_NAME']}-{tag}",
         "MLPIPE_CACHE_DIR": str(work / "worker-cache"),
         "MLPIPE_CACHE_MODE": "good",
+        **(extra or {}),
     }
     sections: dict[str, dict[str, str]] = {}
     for var, value in settings.items():
@@ -180,6 +187,73 @@ def test_example_pipeline_on_two_nodes_equals_local_and_a_rerun_submits_nothing(
         s: o["run_id"] for s, o in summary["steps"].items()
     }
     assert set(Island(dim.url, 5).sessions()) - before == {session}
+
+
+TORCH = """\
+name: {name}
+outputs: [retrained]
+tasks:
+  load:
+    task: load-raw
+    params: {{sources: [raw/seattle-2012.csv, raw/seattle-2013.csv]}}
+    outputs: {{raw: raw}}
+  prep:
+    task: preprocess
+    inputs: {{raw: raw}}
+    params: {{lags: 2}}
+    outputs: {{preprocessed: rows}}
+  train:
+    task: train
+    inputs: {{data: rows}}
+    params: {{epochs: 20, seed: 3}}
+    outputs: {{model: trained}}
+  retrain:
+    task: retrain
+    inputs: {{data: rows, model: trained}}
+    params: {{epochs: 5}}
+    outputs: {{model: retrained}}
+"""
+
+
+def test_the_pytorch_model_trains_and_retrains_from_its_weights_on_the_nodes(
+    task_env, island, monkeypatch, tmp_path, weather_raw, capsys
+):
+    from mlpipe.models.weather_torch import LOSS_METRIC
+
+    dim, _ = island
+    tag = task_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
+    settings = use_island(
+        monkeypatch,
+        dim,
+        tmp_path / "dlg",
+        task_env,
+        "torch",
+        {"MLPIPE_MODEL_PLUGIN": "weather-torch"},
+    )
+    (tmp_path / "raw").mkdir()
+    for year in (2012, 2013):
+        shutil.copy(weather_raw / f"seattle-{year}.csv", tmp_path / "raw")
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(TORCH.format(name=f"torch-{tag}"))
+    code = main(["pipeline", "run", str(path), "--executor", "daliuge", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    summary = json.loads(out.out)
+    name = settings["MLPIPE_MODEL_NAME"]
+    assert summary["steps"]["retrain"]["outputs"] == {"model": f"models:/{name}/2"}
+    client = mlflow.MlflowClient(task_env["MLPIPE_MLFLOW_TRACKING_URI"])
+    train, retrain = (client.get_run(summary["steps"][s]["run_id"]) for s in ("train", "retrain"))
+    assert {r.data.tags["mlpipe.executor"] for r in (train, retrain)} == {"daliuge"}
+    assert retrain.data.tags["mlpipe.parent_version"] == "1"
+    info = mlflow.models.get_model_info(f"models:/{name}/2")
+    assert "pytorch" in info.flavors
+    # the same rows: retraining's loss before its first update is training's last loss, so
+    # it started from the registered weights (a fresh net starts several times higher)
+    trained = [m.value for m in client.get_metric_history(train.info.run_id, LOSS_METRIC)]
+    retrained = [m.value for m in client.get_metric_history(retrain.info.run_id, LOSS_METRIC)]
+    assert (len(trained), len(retrained)) == (21, 6)
+    assert retrained[0] == pytest.approx(trained[-1], rel=1e-6)
+    assert retrained[0] < trained[0] / 3
 
 
 FAILING = """\

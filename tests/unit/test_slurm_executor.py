@@ -193,10 +193,17 @@ def test_timeout_and_failing_step_are_reported_and_block_their_dependents(
         assert not client.search_runs([exp.experiment_id], f"tags.`mlpipe.step` = '{step}'")
 
 
-def test_train_via_slurm_registers_a_version_from_the_job(slurm_env, slurm_cluster, weather_raw):
+@pytest.mark.parametrize(
+    ("plugin", "param", "flavor"),
+    [("weather", "alpha=0.001", "sklearn"), ("weather-torch", "lr=0.001", "pytorch")],
+)
+def test_train_via_slurm_registers_a_version_from_the_job(
+    slurm_env, slurm_cluster, weather_raw, monkeypatch, plugin, param, flavor
+):
     from mlpipe.tasks.context import TaskContext
     from mlpipe.tasks.registry import run_task
 
+    monkeypatch.setenv("MLPIPE_MODEL_PLUGIN", plugin)  # here and, exported by sbatch, in the job
     ctx = TaskContext.from_config()
     raw = run_task("load-raw", {}, {"sources": [str(weather_raw / "seattle-2015.csv")]}, ctx=ctx)
     pre = run_task("preprocess", {"raw": raw.outputs["raw"]}, {"lags": 2}, ctx=ctx)
@@ -209,7 +216,7 @@ def test_train_via_slurm_registers_a_version_from_the_job(slurm_env, slurm_clust
         "MLPIPE_SLURM_PYTHON": "python",
     }
     proc = subprocess.run(
-        [MLPIPE, "train", data, "--via", "slurm", "-p", "alpha=0.001"],
+        [MLPIPE, "train", data, "--via", "slurm", "-p", param],
         capture_output=True,
         text=True,
         env={**os.environ, **venv, "PATH": "/usr/bin:/bin"},
@@ -219,13 +226,20 @@ def test_train_via_slurm_registers_a_version_from_the_job(slurm_env, slurm_clust
     assert proc.returncode == 0, proc.stderr
     assert f"train: {name} version 1" in proc.stdout
     run_id = proc.stdout.split("train: MLflow run ", 1)[1].split()[0]
-    (job,) = [j for j in jobs_named(slurm_cluster, "mlpipe-task-train-") if j[0] in proc.stderr]
+    # its own job (the cluster has run other train jobs: the id as a whole word, not a substring)
+    submitted = re.search(r"submitted as Slurm job (\d+)\b", proc.stderr)
+    assert submitted, proc.stderr
+    (job,) = [
+        j for j in jobs_named(slurm_cluster, "mlpipe-task-train-") if j[0] == submitted.group(1)
+    ]
     assert job[2] == "COMPLETED"
     client = mlflow.MlflowClient(slurm_env["MLPIPE_MLFLOW_TRACKING_URI"])
     run_ = client.get_run(run_id)
     assert run_.data.tags["mlpipe.slurm.job_id"] == job[0]
-    assert run_.data.params["alpha"] == "0.001"
+    key, value = param.split("=")
+    assert run_.data.params[key] == value
     assert client.get_model_version(name, "1").run_id == run_id
+    assert flavor in mlflow.models.get_model_info(f"models:/{name}/1").flavors
 
 
 def test_ctrl_c_cancels_the_submitted_jobs(slurm_env, slurm_cluster, tmp_path):
