@@ -29,8 +29,6 @@ is an empty temp file, ``MLPIPE_CACHE_DIR`` a temp dir, ``MLPIPE_CACHE_MODE=good
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -47,7 +45,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from ngas_double import NgasDouble  # noqa: E402
-from ngas_double.server import MLPIPE_STREAM_MIME_TYPES  # noqa: E402
+from ngas_real import RealNgasError, start_real_ngas  # noqa: E402
 from procs import free_port, stop_process, wait_until  # noqa: E402
 from slurm.cluster import slurm_cluster  # noqa: E402,F401 (session: a real Slurm on loopback)
 
@@ -130,76 +128,12 @@ class NgasServer:
         return f"ngas://{self.host_port}/{path.strip('/')}"
 
 
-def _ngas_online(url: str) -> bool:
-    r = requests.get(f"{url}/STATUS", timeout=5)
-    return r.status_code == 200 and 'State="ONLINE"' in r.text
-
-
-def _with_mlpipe_streams(cfg: str) -> str:
-    """The sample configuration plus what roles/ngas always adds for mlpipe: a
-    MimeTypeMap and a Stream (on the octet-stream Stream's storage sets) for each
-    mime type of the double's MLPIPE_STREAM_MIME_TYPES (empty-file markers)."""
-    octet = re.search(
-        r'<Stream MimeType="application/octet-stream"[^>]*>(.*?)</Stream>', cfg, re.DOTALL
-    )
-    assert octet, "the sample NGAS configuration has no application/octet-stream Stream"
-    for mime in sorted(MLPIPE_STREAM_MIME_TYPES):
-        cfg = re.sub(
-            r"(<MimeTypes\b[^>]*>)",
-            rf'\1\n<MimeTypeMap Extension="empty" MimeType="{mime}"/>',
-            cfg,
-            count=1,
-        )
-        cfg = cfg.replace(
-            "<Streams>",
-            f'<Streams>\n<Stream MimeType="{mime}" PlugIn="ngamsGenDapi" PlugInPars="">'
-            f"{octet.group(1)}</Stream>",
-            1,
-        )
-    return cfg
-
-
 def _build_real_ngas(source: str, tmp: Path) -> NgasServer:
     """Build NGAS from ``source`` in a temp venv and start it on 127.0.0.1."""
-    src = Path(source)
-    if not (src / "src" / "ngamsCore").is_dir():
-        clone = tmp / "ngas-src"
-        subprocess.run(["git", "clone", "-q", "--depth", "1", source, str(clone)], check=True)
-        src = clone
-    if not Path("/usr/include/db.h").exists() or shutil.which("sqlite3") is None:
-        pytest.fail(
-            "NGAS_SOURCE is set but building NGAS needs Debian packages libdb-dev and sqlite3: "
-            "apt-get install -y libdb-dev sqlite3"
-        )
-    venv = tmp / "ngas-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    for pkg in ("ngamsCore", "ngamsPClient", "ngamsServer", "ngamsPlugIns"):  # this order
-        subprocess.run([*pip, str(src / "src" / pkg)], check=True)
-    root = tmp / "ngas-root"
-    subprocess.run(
-        ["bash", str(src / "prepare_ngas_root.sh"), "-f", str(root)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    cfg = root / "cfg" / "ngamsServer.conf"
-    port = free_port()
-    text = cfg.read_text()
-    text = re.sub(r'PortNo="\d+"', f'PortNo="{port}"', text)
-    if "IpAddress=" in text:
-        text = re.sub(r'IpAddress="[^"]*"', 'IpAddress="127.0.0.1"', text)
-    else:
-        text = re.sub(r"<Server\b", '<Server IpAddress="127.0.0.1"', text, count=1)
-    cfg.write_text(_with_mlpipe_streams(text))
-    log = tmp / "ngas-server.log"
-    proc = subprocess.Popen(
-        [str(venv / "bin" / "ngamsServer"), "-cfg", str(cfg), "-v", "3", "-autoonline"],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _ngas_online(url), f"real NGAS at {url}", proc, log=log)
+    try:
+        url, root, proc = start_real_ngas(source, tmp)
+    except RealNgasError as exc:
+        pytest.fail(str(exc))
     return NgasServer(url=url, kind="real", root=root, process=proc)
 
 

@@ -220,3 +220,58 @@ def test_damaged_marker_is_never_cached_as_empty(make_cache, ngas_server, ngas_p
         cache.fetch(fid)
     assert cache.entries() == []
     assert [p for p in (cache.dir / "objects").rglob("*") if p.is_file()] == []
+
+
+def test_copy_to_a_miss_writes_cache_and_copy_in_one_download(
+    make_cache, ngas_client, ngas_prefix, tmp_path
+):
+    """A miss: one RETRIEVE fills both; the copy is private (its own inode, writable)."""
+    fid = f"{ngas_prefix}/copy.bin"
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    _put(ngas_client, tmp_path, fid, data)
+    cache = make_cache("good")
+    dest = tmp_path / "out" / "copy.bin"
+    sent = cache.network_requests
+    cache.copy_to(fid, dest)
+    assert cache.network_requests - sent == 2  # the QUERY and one RETRIEVE
+    obj = cache.fetch(fid)
+    assert dest.read_bytes() == data == obj.read_bytes()
+    assert dest.stat().st_ino != obj.stat().st_ino and os.access(dest, os.W_OK)
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["copy.bin"]  # no .part left
+    dest.write_bytes(b"mine")  # the copy is the caller's: the cache is untouched
+    again = tmp_path / "again.bin"
+    cache.copy_to(fid, again)  # a hit: copied from the cache
+    assert again.read_bytes() == data
+
+
+def test_second_copy_that_cannot_be_written_leaves_the_download_intact(
+    ngas_client, ngas_prefix, tmp_path
+):
+    fid = f"{ngas_prefix}/second.bin"
+    data = os.urandom(2 * 1024 * 1024)
+    _put(ngas_client, tmp_path, fid, data)
+    blocked = tmp_path / "no-such-dir" / "copy.part"
+    ngas_client.retrieve(fid, tmp_path / "dl", also=blocked)
+    assert (tmp_path / "dl").read_bytes() == data and not blocked.exists()
+
+
+def test_corrupt_download_leaves_no_second_copy(ngas_double, ngas_client, ngas_prefix, tmp_path):
+    fid = f"{ngas_prefix}/corrupt-second.bin"
+    _put(ngas_client, tmp_path, fid, os.urandom(2 * 1024 * 1024))
+    ngas_double.faults.corrupt_retrieve = 1
+    second = tmp_path / "second.part"
+    with pytest.raises(ChecksumMismatch):
+        ngas_client.retrieve(fid, tmp_path / "dl", also=second)
+    assert not second.exists() and not (tmp_path / "dl").exists()
+
+
+def test_truncated_download_restarts_the_second_copy(
+    ngas_double, ngas_client, ngas_prefix, tmp_path
+):
+    fid = f"{ngas_prefix}/trunc-second.bin"
+    data = os.urandom(2 * 1024 * 1024)
+    _put(ngas_client, tmp_path, fid, data)
+    ngas_double.faults.truncate_retrieve = 1
+    second = tmp_path / "second.part"
+    ngas_client.retrieve(fid, tmp_path / "dl", also=second)
+    assert second.read_bytes() == data == (tmp_path / "dl").read_bytes()

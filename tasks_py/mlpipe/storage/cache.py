@@ -419,8 +419,18 @@ class ReadCache:
     ) -> Iterator[Path]:
         """:meth:`fetch`, the path safe from eviction and pruning (by any process) until exit."""
         server, file_id = self._resolve(target, server)
-        for _ in range(5):
-            path = self._fetch(server, file_id, version)
+        with self._pinned(server, file_id, version) as path:
+            yield path
+
+    @contextlib.contextmanager
+    def _pinned(
+        self, server: str, file_id: str, version: int | None, also: Path | None = None
+    ) -> Iterator[Path]:
+        """:meth:`pinned`; a download on the way also writes ``also`` (see :meth:`copy_to`)."""
+        for attempt in range(5):
+            if attempt and also is not None:
+                also.unlink(missing_ok=True)  # may hold another version than the next fetch
+            path = self._fetch(server, file_id, version, also)
             with self.pin(path.name):
                 if path.exists():  # not evicted between the fetch and the pin
                     yield path
@@ -430,7 +440,9 @@ class ReadCache:
             "right after downloading it; raise [cache] max_size (MLPIPE_CACHE_MAX_SIZE)"
         )
 
-    def _fetch(self, server: str, file_id: str, version: int | None) -> Path:
+    def _fetch(
+        self, server: str, file_id: str, version: int | None, also: Path | None = None
+    ) -> Path:
         cached = self._lookup(server, file_id, version)
         if cached and version is not None:
             return self._hit(cached)
@@ -453,7 +465,7 @@ class ReadCache:
             self._warn_stale(server, file_id, cached, f"bad connection to {server}")
             return self._hit(cached, "stale_served")
         if cached is None:
-            return self._download(server, self.client(server).info(file_id, version))
+            return self._download(server, self.client(server).info(file_id, version), also)
         try:  # one try, no retries: the cached copy is there to fall back on
             info = self.quick_client(server).info(file_id, version)
         except NgasUnavailable as exc:
@@ -461,7 +473,7 @@ class ReadCache:
             return self._hit(cached, "stale_served")
         if cached.version == info.version and cached.checksum == info.checksum:
             return self._hit(cached)
-        return self._download(server, info)
+        return self._download(server, info, also)
 
     def _warn_stale(self, server: str, file_id: str, cached: CacheEntry, why: str) -> None:
         if (server, file_id) in self._warned:
@@ -494,7 +506,8 @@ class ReadCache:
         if free - self.min_free < need:
             raise self._no_room(what, need, free)
 
-    def _download(self, server: str, info: FileInfo) -> Path:
+    def _download(self, server: str, info: FileInfo, also: Path | None = None) -> Path:
+        """Download ``info`` into the cache (and into ``also``: :meth:`NgasClient.retrieve`)."""
         key = _key(server, info.file_id, info.version)
         path = self.object_path(key)
         what = f"downloading {info.file_id} version {info.version} from {server}"
@@ -505,7 +518,7 @@ class ReadCache:
             self.make_room(info.size, what, keep=key)
             start = time.perf_counter()
             try:
-                self.client(server).retrieve(info.file_id, path, expected=info)
+                self.client(server).retrieve(info.file_id, path, expected=info, also=also)
             except OSError as exc:
                 if not space.is_no_space(exc):
                     raise
@@ -547,13 +560,21 @@ class ReadCache:
     def copy_to(
         self, target: str, dest: Path | str, version: int | None = None, server: str | None = None
     ) -> Path:
-        """Fetch ``target`` through the cache and copy it to ``dest`` (atomically)."""
+        """Fetch ``target`` through the cache and copy it to ``dest`` (atomically).
+
+        A file that has to be downloaded is written to the cache and to ``dest``'s
+        temporary name as it arrives (one pass, docs/performance.md); a cached one
+        is copied from the cache.
+        """
+        server, file_id = self._resolve(target, server)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
         try:
-            with self.pinned(target, version, server) as src:
-                shutil.copyfile(src, tmp)
+            tmp.unlink(missing_ok=True)
+            with self._pinned(server, file_id, version, also=tmp) as src:
+                if not tmp.exists():  # served from the cache, or the second copy failed
+                    shutil.copyfile(src, tmp)
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)

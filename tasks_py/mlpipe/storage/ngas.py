@@ -36,6 +36,7 @@ renders both. Readers other than mlpipe see the marker body.
 from __future__ import annotations
 
 import builtins
+import http.client
 import logging
 import os
 import random
@@ -46,7 +47,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 import urllib3
@@ -66,6 +67,8 @@ from mlpipe.storage.progress import progress_bar
 log = logging.getLogger(__name__)
 
 CHUNK = 1024 * 1024
+# A download is received into one reused buffer of this size (docs/performance.md).
+RECEIVE_BUFFER = 4 * 1024 * 1024
 DEFAULT_MIME = "application/octet-stream"
 
 # How an empty file is stored (NGAS refuses 0-byte bodies): this body, this mime
@@ -235,6 +238,95 @@ class _UploadBody:
                 yield block
 
 
+class _BrokenOff(Exception):
+    """A RETRIEVE body stopped before its end (connection closed, reset or timed out)."""
+
+
+def _body_blocks(resp: requests.Response, buf: bytearray) -> Iterator[memoryview]:
+    """The body of a streamed response, block by block, as views of ``buf``.
+
+    Each block is valid until the next one is asked for. An unencoded body is
+    received straight into ``buf`` with ``readinto`` on the response's
+    ``http.client`` object: no allocation and no extra copy per block (the
+    profile in docs/performance.md). Anything else (a ``Content-Encoding``, an
+    unexpected urllib3) goes through ``iter_content``. Every network failure,
+    and a body shorter than its ``Content-Length``, raises :class:`_BrokenOff`.
+    """
+    fp = getattr(resp.raw, "_fp", None)
+    coding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    view = memoryview(buf)
+    got = 0
+    try:
+        if isinstance(fp, http.client.HTTPResponse) and coding in ("", "identity"):
+            while n := fp.readinto(view):
+                got += n
+                yield view[:n]
+            length = resp.headers.get("Content-Length", "")
+            if length.isdigit() and got < int(length):
+                raise _BrokenOff(f"the connection closed after {got} of {length} bytes")
+        else:
+            for block in resp.iter_content(len(buf)):
+                got += len(block)
+                yield memoryview(block)
+    except (
+        OSError,
+        http.client.HTTPException,
+        urllib3.exceptions.HTTPError,
+        requests.ConnectionError,
+        requests.exceptions.ChunkedEncodingError,
+    ) as exc:
+        raise _BrokenOff(f"{type(exc).__name__}: {exc}") from None
+
+
+class _SecondCopy:
+    """The optional second file of :meth:`NgasClient.retrieve` (``also``).
+
+    Best effort: the first failed write (ENOSPC on its filesystem, ...) closes
+    and removes it, and nothing more is written to it; the download goes on.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.fh: BinaryIO | None = None
+        self.failed = path is None
+
+    def open(self) -> None:
+        """(Re)start the copy at its first byte (each download attempt)."""
+        if self.failed or self.path is None:
+            return
+        if self.fh is not None:
+            self.fh.close()
+        try:
+            self.fh = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+        except OSError as exc:
+            self._fail(exc)
+
+    def write(self, block: memoryview) -> None:
+        if self.fh is None:
+            return
+        try:
+            self.fh.write(block)
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        log.debug("second copy %s abandoned: %s", self.path, exc)
+        self.close(keep=False)
+        self.failed = True
+
+    def close(self, keep: bool) -> None:
+        """Close it; remove it unless ``keep`` (the download succeeded) and it is whole."""
+        fh, self.fh = self.fh, None
+        try:
+            if fh is not None:
+                fh.close()
+        except OSError as exc:  # the last buffered bytes could not be written
+            log.debug("second copy %s abandoned: %s", self.path, exc)
+            self.failed = True
+        if self.path is not None and (self.failed or not keep):
+            self.path.unlink(missing_ok=True)
+
+
 def _archived(root: ET.Element, file_id: str, mime_type: str) -> FileInfo:
     """The stored version a QARCHIVE answer describes (as stored: a marker's own size)."""
     disk = root.find("DiskStatus")
@@ -299,6 +391,7 @@ class NgasClient:
             self.session.auth = (username, password)
         self.requests_sent = 0
         self._refused_mime_types: set[str] = set()  # no Stream on this server
+        self._env: dict[str, Any] | None = None  # see _environment
 
     @classmethod
     def from_config(cls, config: Any = None, url: str | None = None) -> NgasClient:
@@ -331,13 +424,14 @@ class NgasClient:
         while True:
             self.requests_sent += 1
             try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body() if body else None,
-                    stream=stream,
-                    timeout=self.timeout,
+                # Session.request() without its per-request look at the environment
+                # (proxies, CA bundle: read once per client, _environment): that look
+                # took half of a small QUERY's time on loopback (docs/performance.md).
+                prepared = self.session.prepare_request(
+                    requests.Request(method, url, params=params, data=body() if body else None)
+                )
+                resp = self.session.send(
+                    prepared, stream=stream, timeout=self.timeout, **self._environment()
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 problem: str = f"{type(exc).__name__}: {exc}"
@@ -361,6 +455,15 @@ class NgasClient:
             )
             time.sleep(delay)
             attempt += 1
+
+    def _environment(self) -> dict[str, Any]:
+        """What ``requests`` takes from the environment for this server (proxies from
+        ``*_proxy``/``no_proxy``, ``REQUESTS_CA_BUNDLE``...), as Session.request would
+        merge it; read once per client."""
+        if self._env is None:
+            merged = self.session.merge_environment_settings(self.url, {}, None, None, None)
+            self._env = {k: merged[k] for k in ("proxies", "verify", "cert")}
+        return self._env
 
     def _raise_failure(self, resp: requests.Response, command: str, what: str) -> None:
         body = resp.content[:65536]
@@ -593,6 +696,7 @@ class NgasClient:
         dest: Path | str,
         version: int | None = None,
         expected: FileInfo | None = None,
+        also: Path | None = None,
     ) -> FileInfo:
         """RETRIEVE ``file_id`` (newest or ``version``) into the file ``dest``.
 
@@ -602,15 +706,27 @@ class NgasClient:
         behind and :class:`ChecksumMismatch` is raised. An empty-file marker
         becomes an empty ``dest`` (:class:`BadEmptyMarker` if its body is not
         the marker). Returns the FileInfo.
+
+        ``also``: a second file written with the same bytes as they arrive (the
+        read cache's :meth:`~mlpipe.storage.cache.ReadCache.copy_to`: the
+        cached object and the caller's copy from one download, without reading
+        the object back). It exists afterwards only if ``dest`` was written and
+        every write to it succeeded; a failed write (its disk full) removes it
+        and the download into ``dest`` goes on.
         """
         dest = Path(dest)
         info = expected or self.info(file_id, version)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
+        second = _SecondCopy(also)
         if info.empty_marker:
             self._retrieve_empty(info, dest, tmp)
+            second.open()  # an empty file
+            second.close(keep=True)
             return info
         bar = progress_bar(info.size, f"retrieve {file_id}", self.progress)
+        buf = bytearray(min(RECEIVE_BUFFER, max(info.size, 64 * 1024)))
+        done = False
         try:
             for attempt in range(self.retries + 1):
                 resp = self._request(
@@ -623,13 +739,15 @@ class NgasClient:
                 crc, size = 0, 0
                 try:
                     with resp, open(tmp, "wb") as out:
-                        for block in resp.iter_content(CHUNK):
+                        second.open()
+                        for block in _body_blocks(resp, buf):
                             crc = zlib.crc32(block, crc)
-                            size += len(block)
                             out.write(block)
+                            second.write(block)
+                            size += len(block)
                             bar.update(len(block))
                     break
-                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                except _BrokenOff as exc:
                     bar.update(-size)
                     if attempt >= self.retries:
                         raise NgasUnavailable(
@@ -648,9 +766,11 @@ class NgasClient:
                     command="RETRIEVE",
                 )
             os.replace(tmp, dest)
+            done = True
         finally:
             bar.close()
             tmp.unlink(missing_ok=True)
+            second.close(keep=done)
         return info
 
     def _retrieve_empty(self, info: FileInfo, dest: Path, tmp: Path) -> None:
