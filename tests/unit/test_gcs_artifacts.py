@@ -94,21 +94,21 @@ def gcs(tmp_path_factory: pytest.TempPathFactory, terraform_role: Role) -> Itera
     port = free_port()
     proxy = FaultyProxy(f"http://127.0.0.1:{port}")
     proxy.status = 403
-    bucket = Bucket(server=None, proxy=proxy)  # type: ignore[arg-type]
+    unknown: list[str] = []
 
     def deny(method: str, target: str) -> bool:
         try:
             return gcs_server.permission(method, target) not in terraform_role.permissions
         except AssertionError as exc:
-            bucket.unknown.append(str(exc))
+            unknown.append(str(exc))
             return True
 
     proxy.deny = deny
     with proxy:
-        bucket.server = gcs_server.start(tmp_path_factory.mktemp("gcs"), port, proxy.url)
-        bucket.server.create_bucket(BUCKET)
-        yield bucket
-        bucket.server.stop()
+        server = gcs_server.start(tmp_path_factory.mktemp("gcs"), port, proxy.url)
+        server.create_bucket(BUCKET)
+        yield Bucket(server, proxy, unknown)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -240,8 +240,8 @@ def test_the_mlflow_service_account_has_exactly_the_permissions_used(gcs, terraf
     the role's permissions; here: each permission was needed, and what was refused was
     the client's optional bucket-metadata fetch (google-cloud-storage caches a fallback
     on 403 and carries on)."""
-    asked = [(gcs_server.permission(m, t), m, t) for m, t in gcs.requests() if not gcs.unknown]
     assert not gcs.unknown, gcs.unknown
+    asked = [(gcs_server.permission(m, t), m, t) for m, t in gcs.requests()]
     granted = {perm for perm, _, _ in asked if perm in terraform_role.permissions}
     refused = {perm for perm, _, _ in asked if perm not in terraform_role.permissions}
     if "storage.objects.delete" not in granted | refused:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -144,16 +147,26 @@ def test_empty_file_on_ngas_without_the_marker_stream_is_a_clear_error(tmp_path)
         assert [f.path for f in repo.list_artifacts()] == ["f"]
 
 
+# Rendered in a child process: importing ansible replaces sys.intern in the importing
+# process (ansible-core's SysInternPatch), and torch._dynamo, imported later by the
+# PyTorch plugin's tests in the same pytest worker, refuses to start after that.
+_RENDER = """
+import json, sys
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+variables, template = json.load(sys.stdin)
+variables = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in variables.items()}
+templar = Templar(loader=DataLoader(), variables=variables)
+sys.stdout.write(templar.template(trust_as_template(template)))
+"""
+
+
 def _render_ngas_config(**overrides: object) -> ET.Element:
     """roles/ngas's ngamsServer.conf.j2 rendered by Ansible with the role's defaults and vars."""
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template
-
     role = REPO / "roles" / "ngas"
     variables: dict[str, object] = {}
     for part in ("defaults", "vars"):
         variables.update(yaml.safe_load((role / part / "main.yml").read_text()))
-    variables = {k: trust_as_template(v) if isinstance(v, str) else v for k, v in variables.items()}
     variables.update(
         inventory_hostname="ngas-host",
         ansible_managed="managed",
@@ -161,8 +174,15 @@ def _render_ngas_config(**overrides: object) -> ET.Element:
         **overrides,
     )
     template = (role / "templates" / "ngamsServer.conf.j2").read_text()
-    text = Templar(loader=DataLoader(), variables=variables).template(trust_as_template(template))
-    return ET.fromstring(text)
+    done = subprocess.run(
+        [sys.executable, "-c", _RENDER],
+        input=json.dumps([variables, template]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return ET.fromstring(done.stdout)
 
 
 @pytest.mark.parametrize(
