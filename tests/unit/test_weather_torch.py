@@ -11,6 +11,7 @@ from pathlib import Path
 import mlflow
 import mlflow.pyfunc
 import numpy as np
+import onnxruntime
 import pandas as pd
 import pytest
 import torch
@@ -29,6 +30,11 @@ def rows(weather_raw: Path, *years: int, lags: int = 2) -> pd.DataFrame:
         [plugin.preprocess(weather_raw / f"seattle-{y}.csv", {"lags": lags}) for y in years],
         ignore_index=True,
     )
+
+
+def x_of(frame: pd.DataFrame, info: mlflow.models.model.ModelInfo) -> np.ndarray:
+    """The float32 feature columns of ``frame`` in the logged model's order."""
+    return frame[info.metadata[METADATA_KEY]["features"]].to_numpy(dtype=np.float32)
 
 
 def same_weights(a: WeatherNet, b: WeatherNet) -> bool:
@@ -136,6 +142,22 @@ def test_train_log_load_infer_retrain_through_the_tasks(
     dest = tmp_path / "pred.csv"
     ngas_client.retrieve(pred["id"], dest)
     assert dest.read_bytes() == plugin.predict(v1, frame_2015).to_csv(index=False).encode()
+
+    # --- convert production to ONNX (torch.onnx) and check it against the original
+    converted = run_task("convert", {}, {"model": f"{name}@production"}, ctx=ctx)
+    onnx_file = tmp_path / "model.onnx"
+    mlflow.artifacts.download_artifacts(converted.outputs["onnx"], dst_path=str(tmp_path))
+    session = onnxruntime.InferenceSession(
+        onnx_file.read_bytes(), providers=["CPUExecutionProvider"]
+    )
+    for some in (frame_2015.head(1), frame_2015):  # any number of rows
+        (out,) = session.run(None, {"input": x_of(some, info)})
+        assert out.shape == (len(some),)
+        assert out.tolist() == pytest.approx(v1.predict(some).tolist(), rel=1e-5, abs=1e-5)
+    run_task("check", {}, {"model": f"{name}@production"}, ctx=ctx)
+    tags = client.get_model_version(name, "1").tags
+    assert tags["mlpipe.onnx_check"].startswith("passed: max |difference| "), tags
+    assert float(tags["mlpipe.onnx_max_abs_diff"]) < 1e-4  # float32 both sides: close
 
     # --- retrain production on 2014: version 2 continues from version 1's weights
     more = preprocessed(2014)

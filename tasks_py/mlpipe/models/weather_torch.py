@@ -20,6 +20,9 @@ target.
   loads the logged program's ``state_dict``; ``continue_training`` trains a copy of it
   further (the parent's standardisation kept, a fresh optimizer).
 
+* **ONNX export** (``mlpipe convert`` / ``check``): torch's ``torch.export``-based exporter
+  (onnxscript, of the ``[onnx]`` extra), one float32 input ``input`` of any number of rows.
+
 The training loss of every epoch (``train_loss``; step 0 is the loss before the first
 update) is logged into the active MLflow run and kept on the model as ``loss_history``.
 
@@ -29,6 +32,7 @@ Needs the ``torch`` extra, the CPU build (tasks_py/README.md, "The PyTorch examp
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -267,6 +271,55 @@ class WeatherTorchModel(WeatherData):
         net.load_state_dict(program.state_dict())
         net.eval()
         return net
+
+    # ----------------------------------------------------------------- ONNX
+    # (mlpipe convert / check: mlpipe.models.OnnxConvertible)
+    def to_onnx(self, model: Any, sample: pd.DataFrame) -> bytes:
+        """``model`` through torch's ``torch.export`` ONNX exporter (onnxscript, of the
+        ``[onnx]`` extra): one float32 input ``input`` of shape ``[rows, features]`` (any
+        number of rows), one output ``output`` of shape ``[rows]``."""
+        from mlpipe.models.onnx import OnnxUnsupported, import_extra
+
+        import_extra("onnxscript", f"converting a {self.name} model to ONNX")
+        net: WeatherNet = model
+        missing = [c for c in net.features if c not in sample.columns]
+        if missing:
+            raise BadInput(f"ONNX export: the sample rows lack the model's features {missing}")
+        example = _tensor(sample[net.features].head(2).to_numpy())
+        rows = torch.export.Dim("rows", min=1)
+        net.eval()
+        registry = logging.getLogger("torch.onnx")  # "torchvision is not installed" per op
+        level = registry.level
+        registry.setLevel(logging.ERROR)
+        try:
+            with deterministic(), torch.no_grad():
+                program = torch.onnx.export(
+                    net,
+                    (example,),
+                    dynamo=True,
+                    input_names=["input"],
+                    output_names=["output"],
+                    dynamic_shapes={"x": {0: rows}},
+                    verbose=False,
+                )
+        except Exception as exc:  # the exporter: an operator without ONNX translation
+            raise OnnxUnsupported(
+                f"torch.onnx cannot export the {self.name} model: {exc.__class__.__name__}: {exc}"
+            ) from None
+        finally:
+            registry.setLevel(level)
+        if program is None:  # pragma: no cover - dynamo=True always returns the program
+            raise OnnxUnsupported(f"torch.onnx gave no program for the {self.name} model")
+        return bytes(program.model_proto.SerializeToString())
+
+    def onnx_inputs(self, data: pd.DataFrame) -> dict[str, np.ndarray]:
+        """The exported model's input: the feature columns as float32 (what the net computes in)."""
+        x = data[self.feature_columns(data)].to_numpy()
+        return {"input": np.ascontiguousarray(x, dtype=np.float32)}
+
+    def predict_values(self, model: Any, data: pd.DataFrame) -> np.ndarray:
+        net: WeatherNet = model
+        return net.predict(data)
 
 
 def _log_losses(losses: Sequence[float]) -> None:
