@@ -578,23 +578,32 @@ def test_daliuge_pipeline_runs_on_both_workers_through_its_unit(ngas_env: dict[s
 
 SLURM_NODE = TIERS["slurm_node"]["local_host"]
 SLURM_CTL = TIERS["slurm_ctl"]["local_host"]
-TRAIN_SLURM_UNIT = "mlpipe-task@train-slurm.service"  # inventories/local/group_vars/slurm_node.yml
+# the tasks of inventories/local/group_vars/slurm_node.yml: unit, registered model, MLmodel flavour
+SLURM_TRAININGS = {
+    "sklearn": ("mlpipe-task@train-slurm.service", "seattle-weather-slurm", "sklearn"),
+    "pytorch": ("mlpipe-task@train-torch-slurm.service", "seattle-weather-torch", "pytorch"),
+}
 
 
-def test_training_runs_as_a_slurm_job_through_its_unit(ngas_env: dict[str, str]) -> None:
-    """train-slurm on the Slurm node: its unit (as mlpipe) submits the example's training
-    on the demo's preprocessed data as one sbatch job to slurm_ctl; the accounting shows
-    the job COMPLETED as mlpipe on the node; the model version it registered comes from a
-    run tagged with that job id, and its files went through MLflow's proxy into NGAS."""
-    start = sh("docker", "exec", SLURM_NODE, "systemctl", "start", TRAIN_SLURM_UNIT, check=False)
+@pytest.mark.parametrize("plugin", SLURM_TRAININGS)
+def test_training_runs_as_a_slurm_job_through_its_unit(
+    ngas_env: dict[str, str], plugin: str, tmp_path: Path
+) -> None:
+    """train-slurm (the scikit-learn example) and train-torch-slurm (the PyTorch one, torch's
+    CPU wheel installed into the node's venv by the pipeline role) on the Slurm node: the unit
+    (as mlpipe) submits the training on the demo's preprocessed data as one sbatch job to
+    slurm_ctl; the accounting shows the job COMPLETED as mlpipe on the node; the model
+    version it registered comes from a run tagged with that job id, logged in the plugin's
+    MLflow flavour, and its files went through MLflow's proxy into NGAS."""
+    unit, name, flavour = SLURM_TRAININGS[plugin]
+    start = sh("docker", "exec", SLURM_NODE, "systemctl", "start", unit, check=False)
     journal = sh(
-        "docker", "exec", SLURM_NODE, "journalctl", "-u", TRAIN_SLURM_UNIT,
-        "-o", "cat", "--no-pager",
+        "docker", "exec", SLURM_NODE, "journalctl", "-u", unit, "-o", "cat", "--no-pager",
     ).stdout  # fmt: skip
     print(journal[-4000:])
     assert start.returncode == 0, start.stderr
 
-    found = _admin_get("model-versions/search", {"filter": "name='seattle-weather-slurm'"})
+    found = _admin_get("model-versions/search", {"filter": f"name='{name}'"})
     assert found.status_code == 200, found.text
     newest = max(found.json()["model_versions"], key=lambda v: int(v["version"]))
     run = _admin_get("runs/get", {"run_id": newest["run_id"]}).json()["run"]
@@ -606,13 +615,14 @@ def test_training_runs_as_a_slurm_job_through_its_unit(ngas_env: dict[str, str])
         "-o", "JobID,State,User,NodeList",
     ).stdout.strip()  # fmt: skip
     assert accounted == f"{job_id}|COMPLETED|mlpipe|{SLURM_NODE}", accounted
-    stored = [f.file_id for f in _reader(ngas_env).list("mlflow/")]
+    reader = _reader(ngas_env)
+    stored = [f.file_id for f in reader.list("mlflow/")]
     # MLflow 3 stores a logged model under models/<model id>/, not under its run
     model_id = newest.get("model_id") or newest["source"].rsplit("/", 1)[-1]
-    assert any(f"/models/{model_id}/" in fid and fid.endswith("/MLmodel") for fid in stored), (
-        model_id,
-        stored[-20:],
-    )
+    (mlmodel,) = [f for f in stored if f"/models/{model_id}/" in f and f.endswith("/MLmodel")]
+    reader.retrieve(mlmodel, tmp_path / "MLmodel")
+    flavours = yaml.safe_load((tmp_path / "MLmodel").read_text())["flavors"]
+    assert {flavour, "python_function"} <= set(flavours), flavours
 
 
 SUBMIT_USER = "mlpipe-submit"  # slurm_submit_user, inventories/local/group_vars/all/slurm.yml
