@@ -145,7 +145,7 @@ lint-types: $(STAMP)
 lint-shell: host-tools
 	@echo "lint: shellcheck"; { echo .ci/run; git ls-files --cached --others --exclude-standard '*.sh'; } | xargs -d '\n' shellcheck
 
-lint-terraform: $(STAMP) ## terraform fmt -check and checkov (offline)
+lint-terraform: $(STAMP) ## terraform fmt -check, checkov (offline) and checkov's secrets scan of the repository's files
 	@MLPIPE_UV_VERSION=$(UV_VERSION) tests/terraform/lint.sh
 
 lint-ci: $(STAMP) host-tools ## GitHub workflows and .gitlab-ci.yml: schemas, permissions, shellcheck (offline)
