@@ -57,6 +57,10 @@ class NgasConfig:
     backoff: float = 0.5  # first retry delay in seconds, doubled each time
     username: str = ""  # HTTP Basic credentials when the server's authorization is on
     password: str = ""
+    # requests a batch (load-raw's files) keeps in flight at once: below the server's
+    # MaxSimReqs (beyond it NGAS answers 503), and at most 4 for NGAS on SQLite (more
+    # concurrent writers crashed NGAS 12 there); 1 sends them one after another
+    concurrency: int = 4
 
 
 @dataclasses.dataclass(frozen=True)
@@ -323,6 +327,11 @@ def _validate(name: str, section: object, path: Path) -> None:
             raise BadInput(f"{where('url')}: must look like http://host:7777, got {section.url!r}")
         if section.retries < 0 or section.timeout <= 0 or section.backoff < 0:
             raise BadInput(f"{where('retries')}: retries/backoff must be >= 0 and timeout > 0")
+        if not 1 <= section.concurrency <= 64:
+            raise BadInput(
+                f"{where('concurrency')}: must be 1 to 64 (below the server's MaxSimReqs), "
+                f"got {section.concurrency}"
+            )
     if isinstance(section, PipelineConfig) and section.max_workers < 1:
         raise BadInput(f"{where('max_workers')}: must be >= 1, got {section.max_workers}")
     if isinstance(section, ModelConfig) and not (section.plugin and section.name):

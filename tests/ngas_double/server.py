@@ -51,8 +51,10 @@ body), ``truncate_retrieve`` (send half the body, then close). Not one-shot:
 ``fail_archive_after`` (let that many QARCHIVEs through, then answer 503 to
 every later one until cleared: a batch upload that fails half-way, retries
 included), ``hold_retrieve`` (an Event: every RETRIEVE waits until it is set
-before answering) and ``slow_retrieve`` (seconds over which a RETRIEVE body is
-spread), to make concurrent downloads overlap.
+before answering), ``slow_retrieve`` (seconds over which a RETRIEVE body is
+spread), to make concurrent downloads overlap, and ``slow_archive`` (seconds a
+QARCHIVE takes before it answers), to make concurrent uploads overlap. The
+double's ``max_sim_reqs`` rejects requests beyond NGAS's MaxSimReqs as it does.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class Faults:
     fail_archive_after: int | None = None  # not one-shot: None is off
     hold_retrieve: threading.Event | None = None
     slow_retrieve: float = 0.0
+    slow_archive: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def take(self, name: str) -> bool:
@@ -170,7 +173,7 @@ class Faults:
             if self.hold_retrieve is not None:
                 self.hold_retrieve.set()  # release anything still waiting
             self.hold_retrieve = None
-            self.slow_retrieve = 0.0
+            self.slow_retrieve = self.slow_archive = 0.0
 
 
 def like_to_regex(pattern: str) -> re.Pattern[str]:
@@ -226,9 +229,17 @@ class NgasDouble:
         mime_types: frozenset[str] | None = SAMPLE_CONFIG_MIME_TYPES | MLPIPE_STREAM_MIME_TYPES,
         users: dict[str, tuple[str, frozenset[str] | None]] | None = None,
         auth_exclude: frozenset[str] = frozenset({"STATUS"}),
+        max_sim_reqs: int | None = None,
     ) -> None:
         """``users``: authorization on, name -> (password, commands or None for all);
-        None: off. ``auth_exclude``: commands that need no credentials."""
+        None: off. ``auth_exclude``: commands that need no credentials. ``max_sim_reqs``:
+        NGAS's ``<Server MaxSimReqs>``: a request arriving while that many are being served
+        is rejected as the real server does (``qarchive_parallel_overload_503``: a bare
+        ``HTTP/1.0 503`` with no headers and no body); None: no limit."""
+        self.max_sim_reqs = max_sim_reqs
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests served at once so far
+        self.rejected_overload = 0
         self.root = Path(root)
         self.users = users
         self.auth_exclude = auth_exclude
@@ -287,6 +298,7 @@ class NgasDouble:
             self.files.clear()
             self.order.clear()
             self.request_log.clear()
+            self.max_in_flight = self.rejected_overload = 0
         self.faults.clear()
 
     def path_of(self, f: StoredFile) -> Path:
@@ -361,6 +373,26 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        d = self.double
+        with d.lock:
+            if d.max_sim_reqs is not None and d.in_flight >= d.max_sim_reqs:
+                d.rejected_overload += 1
+                overloaded = True
+            else:
+                d.in_flight += 1
+                d.max_in_flight = max(d.max_in_flight, d.in_flight)
+                overloaded = False
+        if overloaded:
+            self.close_connection = True
+            self.wfile.write(b"HTTP/1.0 503\r\n\r\n")
+            return
+        try:
+            self._serve()
+        finally:
+            with d.lock:
+                d.in_flight -= 1
+
+    def _serve(self) -> None:
         parts = urlsplit(self.path)
         command = parts.path.strip("/")
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -450,6 +482,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._drain()
             self._status(400, f"Unknown mime type: {mime}")
             return
+        if d.faults.slow_archive:
+            time.sleep(d.faults.slow_archive)  # a slow server, not a wait for readiness
         staging = d.root / "staging" / f"{threading.get_ident()}-{os.urandom(6).hex()}"
         die_at = size // 2 if d.faults.take("die_mid_upload") else None
         start = dt.datetime.now()

@@ -406,6 +406,24 @@ class NgasClient:
     def __repr__(self) -> str:
         return f"NgasClient({self.url!r})"
 
+    def clone(self) -> NgasClient:
+        """A client of the same server with the same settings and its own HTTP session (one
+        per thread: a :class:`requests.Session` is not made for concurrent use)."""
+        other = NgasClient(
+            self.url,
+            timeout=self.timeout,
+            retries=self.retries,
+            backoff=self.backoff,
+            progress=self.progress,
+        )
+        other.username = self.username
+        other.session.auth = self.session.auth
+        other.session.verify = self.session.verify
+        other.session.cert = self.session.cert
+        other.session.headers.update(self.session.headers)
+        other._refused_mime_types = self._refused_mime_types  # what one learns, all know
+        return other
+
     # ----------------------------------------------------------------- HTTP
     def _request(
         self,

@@ -3,7 +3,10 @@
 Each file is checked by the model plugin (``validate_raw``); good files are
 archived as ``<prefix>/<name>``, bad ones as ``<quarantine>/<name>`` and listed
 in the run. Files whose bytes are already the newest version of their id are
-not archived again.
+not archived again. ``[ngas] concurrency`` files (default 4) are checked and
+stored at once, each thread with its own connection; the outputs keep the order
+of the sources. The first file that cannot be stored stops the batch (files not
+yet started are not sent; those stored stay, and a run again skips them).
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 from mlpipe.errors import BadInput
 from mlpipe.models import BadRawFile
@@ -50,15 +57,8 @@ def run(call: TaskCall) -> TaskResult:
         with task_run(call, NAME, {**params, "sources": list(sources)}) as r:
             stored: filesets.FileSet = []
             quarantined: filesets.FileSet = []
-            for source, path in files:
-                try:
-                    ctx.plugin.validate_raw(path)
-                except BadRawFile as exc:
-                    item = filesets.store(ctx.ngas, path, f"{dest.quarantine}/{path.name}")
-                    quarantined.append({**item, "source": source, "reason": str(exc)})
-                    continue
-                item = filesets.store(ctx.ngas, path, f"{dest.prefix}/{path.name}")
-                stored.append({**item, "source": source})
+            for kind, item in _store_all(ctx, files, dest, ctx.config.ngas.concurrency):
+                (stored if kind == "stored" else quarantined).append(item)
             mlflow.log_dict({"stored": stored, "quarantined": quarantined}, "raw_files.json")
             mlflow.log_metrics(
                 {
@@ -78,6 +78,75 @@ def run(call: TaskCall) -> TaskResult:
     return dest.result(
         NAME, r.info.run_id, outputs, f"{len(stored)} raw file(s) on NGAS", quarantined
     )
+
+
+def _store_all(
+    ctx: TaskContext,
+    files: Sequence[tuple[str, Path]],
+    dest: filesets.Destinations,
+    concurrency: int,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each file checked and stored (``("stored" | "quarantined", entry)``, in the order of
+    ``files``), ``concurrency`` at a time, a client per thread."""
+    local = threading.local()
+    plugin, base = ctx.plugin, ctx.ngas  # made here, not by two threads at once
+
+    def client() -> Any:
+        if concurrency == 1:
+            return base
+        if not hasattr(local, "client"):
+            local.client = base.clone()
+        return local.client
+
+    def one(source: str, path: Path) -> tuple[str, dict[str, Any]]:
+        try:
+            plugin.validate_raw(path)
+        except BadRawFile as exc:
+            item = filesets.store(client(), path, f"{dest.quarantine}/{path.name}")
+            return "quarantined", {**item, "source": source, "reason": str(exc)}
+        item = filesets.store(client(), path, f"{dest.prefix}/{path.name}")
+        return "stored", {**item, "source": source}
+
+    progress = _files_bar(len(files))
+    try:
+        if concurrency == 1 or len(files) == 1:
+            results = []
+            for source, path in files:
+                results.append(one(source, path))
+                progress(1)
+            return results
+        with ThreadPoolExecutor(min(concurrency, len(files)), "load-raw") as pool:
+            futures = [pool.submit(one, source, path) for source, path in files]
+            for f in futures:
+                f.add_done_callback(lambda _: progress(1))
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in futures if f in done and f.exception() is not None]
+            if failed:
+                for f in futures:
+                    f.cancel()  # those not started yet; running ones finish
+                raise failed[0].exception()  # type: ignore[misc]
+            return [f.result() for f in futures]
+    finally:
+        progress(0)
+
+
+def _files_bar(total: int) -> Callable[[int], None]:
+    """A files bar on stderr (a TTY and 20 files or more); call with 0 to close it."""
+    if not (sys.stderr.isatty() and total >= 20):
+        return lambda n: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="load-raw", unit="file", file=sys.stderr)
+    lock = threading.Lock()
+
+    def step(n: int) -> None:
+        with lock:
+            if n:
+                bar.update(n)
+            else:
+                bar.close()
+
+    return step
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
