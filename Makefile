@@ -34,11 +34,16 @@ UV_INSTALL  = pip install -q --disable-pip-version-check --no-compile --upgrade 
 # never taken. It comes from TORCH_FIND_LINKS: a directory with the CPU wheel (default
 # /opt/wheels when it holds one), else PyTorch's CPU wheel page.
 TORCH_FIND_LINKS ?= $(if $(wildcard /opt/wheels/torch-*+cpu-*.whl),/opt/wheels,https://download.pytorch.org/whl/cpu/torch/)
+# --compile-bytecode: the venvs' modules compiled once, at install. uv leaves them
+# uncompiled, and where PYTHONDONTWRITEBYTECODE is set (this machine) no process writes
+# them either: every MLflow server, CLI and DALiuGE manager the tests start compiled
+# mlflow, pandas and scikit-learn from source again (import of those three: 7 s of CPU
+# against 3 s compiled).
 $(STAMP): tests/requirements.txt tests/constraints.txt tasks_py/pyproject.toml
 	@echo "venv: installing pinned tools and the mlpipe package into $(VENV) (first use only)"
 	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	@$(VENV)/bin/$(UV_INSTALL)
-	@$(VENV)/bin/uv pip install -q --system-certs --python $(VENV)/bin/python --find-links $(TORCH_FIND_LINKS) -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
+	@$(VENV)/bin/uv pip install -q --system-certs --compile-bytecode --python $(VENV)/bin/python --find-links $(TORCH_FIND_LINKS) -c tests/constraints.txt -r tests/requirements.txt -e 'tasks_py[dev]'
 	@touch $@
 
 # Debian packages the controller needs (installed when missing; root + apt): for lint,
@@ -65,7 +70,7 @@ $(DLG_STAMP): tests/dlg/requirements.txt tests/dlg/constraints.txt
 	@echo "dlg-venv: installing daliuge-engine into $(DLG_VENV) (first use only)"
 	@test -x $(DLG_VENV)/bin/python || python3 -m venv $(DLG_VENV)
 	@$(DLG_VENV)/bin/$(UV_INSTALL)
-	@$(DLG_VENV)/bin/uv pip install -q --system-certs --python $(DLG_VENV)/bin/python -c tests/dlg/constraints.txt -r tests/dlg/requirements.txt
+	@$(DLG_VENV)/bin/uv pip install -q --system-certs --compile-bytecode --python $(DLG_VENV)/bin/python -c tests/dlg/constraints.txt -r tests/dlg/requirements.txt
 	@touch $@
 
 dlg-venv: $(DLG_STAMP) ## Create .venv-dlg with the DALiuGE managers the executor tests start (by test-unit)

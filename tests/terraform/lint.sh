@@ -52,7 +52,7 @@ if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   # pip installs uv, uv checkov (as for the other venvs: several times faster)
   "$venv/bin/pip" install -q --disable-pip-version-check --no-compile "uv==${MLPIPE_UV_VERSION:-0.13.9}"
-  "$venv/bin/uv" pip install -q --system-certs --python "$venv/bin/python" -r "$req"
+  "$venv/bin/uv" pip install -q --system-certs --compile-bytecode --python "$venv/bin/python" -r "$req"
   touch "$stamp"
 fi
 echo "lint-terraform: checkov (terraform framework, offline)"
