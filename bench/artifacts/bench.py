@@ -198,6 +198,14 @@ def start_ngas(tmp: Path, procs: list[subprocess.Popen]) -> tuple[str, str]:
     return url, f"the NGAS protocol double at {url} (set NGAS_SOURCE for a real NGAS)"
 
 
+def cleanup(procs: list[subprocess.Popen], tmp: Path) -> None:
+    """Stop the servers a bench started and remove its scratch directory."""
+    for p in procs:
+        p.terminate()
+        p.wait(timeout=30)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
 def ngas_version(url: str) -> str:
     body = requests.get(f"{url}/STATUS", timeout=10).text
     marker = 'Version="'
@@ -451,10 +459,7 @@ def main() -> int:
             Path(os.environ["BENCH_JSON"]).write_text(json.dumps(results, indent=2) + "\n")
         return 0
     finally:
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=30)
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(procs, tmp)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -137,10 +136,7 @@ def main() -> int:
             )
         return 0
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=30)
-        shutil.rmtree(tmp, ignore_errors=True)
+        artifacts.cleanup(procs, tmp)
 
 
 if __name__ == "__main__":
