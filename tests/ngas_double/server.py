@@ -496,7 +496,10 @@ class _Handler(BaseHTTPRequestHandler):
                     if die_at is not None:
                         want = min(want, die_at - got)
                         if want <= 0:
-                            self._drop_connection()  # the server "dies" mid-upload
+                            # the server "dies" mid-upload: its staging file is gone before
+                            # the client sees the connection drop (no race with its checks)
+                            staging.unlink(missing_ok=True)
+                            self._drop_connection()
                             return
                     block = self.rfile.read(want)
                     if not block:
