@@ -15,8 +15,8 @@ export PYTHONUNBUFFERED := 1
 ROLE ?=
 PYTEST_ARGS ?=
 # test-unit's pytest-xdist workers: most unit tests wait on the real servers they start, so
-# three overlap on two cores (581 s against 783 s with two, on this 2-core machine); the Slurm
-# tests share one worker (tests/conftest.py ONE_WORKER)
+# three overlap on two cores (581 s with three and the venvs compiled; 783 s with two before);
+# the Slurm tests share one worker (tests/conftest.py ONE_WORKER)
 UNIT_JOBS ?= 3
 
 
