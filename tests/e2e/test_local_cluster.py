@@ -965,7 +965,9 @@ SECRET_KEY = re.compile(
 )
 SECRET_ATTR = re.compile(r"(?i)\b([\w-]*(?:password|passwd|secret))=\"([^\"]*)\"")
 # keys naming where a secret is, or a setting about them, not the secret itself
-NOT_A_SECRET = re.compile(r"(?i)(file|path|dir|_env|authentication|encryption|hash|length|min|max)$")
+NOT_A_SECRET = re.compile(
+    r"(?i)(file|path|dir|_env|authentication|encryption|hash|length|min|max)$"
+)
 WEAK = {
     "password", "password1234", "changeme", "admin", "secret", "123456", "12345678",
     "mlflow", "ngas", "slurm", "postgres", "munge", "mlpipe", "reader", "writer", "letmein",
