@@ -90,9 +90,10 @@ def _store_all(
     ``files``), ``concurrency`` at a time, a client per thread."""
     local = threading.local()
     plugin, base = ctx.plugin, ctx.ngas  # made here, not by two threads at once
+    threaded = concurrency > 1 and len(files) > 1
 
     def client() -> Any:
-        if concurrency == 1:
+        if not threaded:
             return base
         if not hasattr(local, "client"):
             local.client = base.clone()
@@ -109,7 +110,7 @@ def _store_all(
 
     progress = _files_bar(len(files))
     try:
-        if concurrency == 1 or len(files) == 1:
+        if not threaded:
             results = []
             for source, path in files:
                 results.append(one(source, path))
