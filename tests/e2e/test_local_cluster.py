@@ -423,6 +423,72 @@ def test_ngas_takes_writes_only_from_the_writer(ngas_env: dict[str, str]) -> Non
     assert exit_code == "403"  # only the admin may stop the server
 
 
+def test_ngas_takes_eight_concurrent_writers_under_ids_longer_than_255(
+    ngas_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`mlpipe load-raw` on a worker, as the pipeline account with 8 threads, stores 48
+    files under ids of more than 255 characters: none refused, each stored once (version
+    1), each one's bytes back from NGAS; a second run stores nothing again. With
+    NGAS_SOURCE this is real NGAS with its catalogue in the platform's PostgreSQL (the
+    ngas role widens NGAS's file_id varchar(64)); in CI the protocol double."""
+    prefix = "e2e/load8/" + "/".join(f"level{i}-" + "p" * 60 for i in range(4))
+    src = tmp_path / "in"
+    src.mkdir()
+    digests = {}
+    for n in range(48):
+        body = "date,precipitation,temp_max,temp_min,wind,weather\n" + "".join(
+            f"2016-01-{d:02d},{n / 10:.1f},{d / 2:.1f},{-d / 4:.1f},2.{n % 10},rain\n"
+            for d in range(1, 29)
+        )
+        (src / f"station-{n:02d}.csv").write_text(body)
+        digests[f"{prefix}/station-{n:02d}.csv"] = hashlib.sha256(body.encode()).hexdigest()
+    assert min(len(i) for i in digests) > 255
+    work = "/tmp/e2e-load8"
+    sh("docker", "exec", WORKER, "rm", "-rf", work)
+    sh("docker", "cp", str(src), f"{WORKER}:{work}")
+    sh("docker", "exec", WORKER, "chown", "-R", "mlpipe:mlpipe", work)
+
+    # as the units run it: the pipeline account with the units' credentials (root reads
+    # them for it; the containers have no D-Bus for systemd-run --wait)
+    run = (
+        "set -a && . /etc/mlpipe/credentials.env && MLPIPE_NGAS_CONCURRENCY=8 && set +a && "
+        'exec runuser -u mlpipe -- /opt/mlpipe/venv/bin/mlpipe load-raw --prefix "$1" '
+        f'--experiment e2e-load8 --outputs-json {work}/out.json "{work}/*.csv"'
+    )
+
+    def load() -> list[dict[str, object]]:
+        proc = sh("docker", "exec", WORKER, "sh", "-c", run, "sh", prefix, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = json.loads(_on_worker("cat", f"{work}/out.json"))
+        raw: list[dict[str, object]] = out["outputs"]["raw"]
+        return raw
+
+    first = load()
+    assert sorted(str(i["id"]) for i in first) == sorted(digests)
+    assert {i["version"] for i in first} == {1}, first
+    writer = f"writer:{_vault('vault_ngas_writer_password')}"
+    url = _ngas_url(ngas_env)
+    script = (
+        'while read -r id; do printf "%s " "$id"; '
+        'curl -sf --user "$1" --get --data-urlencode "file_id=$id" "$2/RETRIEVE" '
+        "| sha256sum | cut -d' ' -f1; done"
+    )
+    back = subprocess.run(
+        ["docker", "exec", "-i", WORKER, "sh", "-c", script, "sh", writer, url],
+        input="\n".join(digests) + "\n", capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert dict(line.split(" ", 1) for line in back.splitlines()) == digests
+    second = load()
+    assert [(i["id"], i["version"]) for i in second] == [(i["id"], i["version"]) for i in first]
+    if not ngas_env.get("NGAS_URL"):  # real NGAS: its catalogue is PostgreSQL's
+        rows = sh(
+            "docker", "exec", "mlpipe-mlflow", "runuser", "-u", "postgres", "--", "psql",
+            "-d", "ngas", "-XtAc",
+            f"select count(*) from ngas_files where file_id like '{prefix}/%'",
+        ).stdout  # fmt: skip
+        assert rows.strip() == "48"
+
+
 def test_hosts_reach_each_other_by_name() -> None:
     for host in HOSTS:
         for other in HOSTS:
