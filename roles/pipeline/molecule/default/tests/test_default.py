@@ -259,6 +259,38 @@ def test_task_unit_runs_its_arguments_with_its_overrides(host):
     assert 'url = "http://127.0.0.1:7777"' in messages
 
 
+def _as_mlpipe(host, *cmd):
+    """CMD run as mlpipe in a transient unit with NoNewPrivileges, like the monitor's."""
+    return host.run(
+        "systemd-run --quiet --wait --pipe --collect -p User=mlpipe -p NoNewPrivileges=yes "
+        + " ".join(shlex.quote(c) for c in cmd)
+    )
+
+
+def _invocation(host, unit):
+    return host.check_output(f"systemctl show -P InvocationID {unit}")
+
+
+def test_mlpipe_may_start_its_listed_unit_and_nothing_else(host):
+    rule = host.file("/etc/polkit-1/rules.d/50-mlpipe-pipeline.rules")
+    assert (rule.user, rule.group, rule.mode) == ("root", "root", 0o644)
+    granted = "mlpipe-task@show-config.service"
+    before = _invocation(host, granted)
+    res = _as_mlpipe(host, "systemctl", "start", granted)
+    assert res.rc == 0, res.stderr
+    assert _invocation(host, granted) not in ("", before)
+    assert host.check_output(f"systemctl show -P Result {granted}") == "success"
+    res = _as_mlpipe(host, "systemctl", "start", "--no-block", granted)
+    assert res.rc == 0, res.stderr  # as [monitor] retrain_unit starts it
+    # another unit, and another verb on the granted one, stay root's
+    other = "mlpipe-pipeline@tiny.service"
+    before = _invocation(host, other)
+    for cmd in (["start", other], ["restart", granted], ["stop", granted]):
+        res = _as_mlpipe(host, "systemctl", *cmd)
+        assert res.rc != 0 and "Interactive authentication required" in res.stderr, (cmd, res)
+    assert _invocation(host, other) == before
+
+
 def test_task_unit_without_arguments_fails_saying_why(host):
     res, props, journal = _start(host, "mlpipe-task@nothing-here.service")
     assert res.rc != 0
