@@ -4,9 +4,13 @@ NGAS
     ``ngas_server`` (session): an :class:`NgasServer` with ``.url``. By default
     the protocol double in ``tests/ngas_double`` (``.double`` gives the fault
     hooks). With ``NGAS_SOURCE=<NGAS source tree or git repo/URL>`` a real NGAS
-    is built in a temporary venv (needs Debian ``libdb-dev`` and ``sqlite3``)
-    and started on 127.0.0.1; ``.double`` is then None and tests needing fault
-    hooks use the ``ngas_double`` fixture, which skips.
+    is built in a temporary venv once per session (needs Debian ``libdb-dev`` and
+    ``sqlite3``), started on 127.0.0.1 and reached through ``tests/ngas_gate.py``'s
+    gate, which forwards every request unchanged unless a fault is set.
+    ``ngas_faults``: the fault hooks (``faults``, ``request_log``, ``count``,
+    ``staging_files``) of either, cleared after the test. ``own_ngas``: an NGAS of
+    the test alone, which it may stop. ``ngas_double``: the double itself, for the
+    double's own tests (skips against real NGAS).
     ``ngas_client``: an ``NgasClient`` on it with fast retries.
     ``ngas_prefix``: a unique id prefix per test (tests never need a reset).
 
@@ -45,7 +49,8 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from ngas_double import NgasDouble  # noqa: E402
-from ngas_real import RealNgasError, start_real_ngas  # noqa: E402
+from ngas_gate import NgasGate  # noqa: E402
+from ngas_real import BuiltNgas, RealNgasError, build_real_ngas  # noqa: E402
 from procs import free_port, stop_process, wait_until  # noqa: E402
 from slurm.cluster import slurm_cluster  # noqa: E402,F401 (session: a real Slurm on loopback)
 
@@ -57,10 +62,11 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # `make test-unit` runs pytest-xdist workers (Makefile UNIT_JOBS). Tests are handed
-# out one at a time, except that every test of these files goes to one worker: one real
-# Slurm per host (munged's socket is host-wide), started once. (xdist's own
-# `--dist loadgroup` does not group under pytest 9: it renames item._nodeid, which
-# pytest 9 no longer reads.)
+# out a file at a time: a file's module-scoped servers (an MLflow with trained runs, a
+# DALiuGE island, a results site) then start once, not once per worker that ran one
+# of its tests. These files go to one worker together: one real Slurm per host
+# (munged's socket is host-wide), started once. (xdist's own `--dist loadgroup` does
+# not group under pytest 9: it renames item._nodeid, which pytest 9 no longer reads.)
 ONE_WORKER = {
     "tests/unit/test_slurm_executor.py": "slurm",
     "tests/unit/test_slurm_remote.py": "slurm",
@@ -74,7 +80,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class _Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return ONE_WORKER.get(nodeid.split("::", 1)[0], nodeid)
+            path = nodeid.split("::", 1)[0]
+            return ONE_WORKER.get(path, path)
 
     return _Scheduling(config, log)
 
@@ -119,6 +126,7 @@ class NgasServer:
     double: NgasDouble | None = None
     root: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
+    gate: NgasGate | None = None  # real NGAS: the fault gate ``url`` points at
 
     @property
     def host_port(self) -> str:
@@ -127,41 +135,86 @@ class NgasServer:
     def ngas_uri(self, path: str = "") -> str:
         return f"ngas://{self.host_port}/{path.strip('/')}"
 
+    @property
+    def faults_target(self) -> NgasDouble | NgasGate:
+        target = self.double or self.gate
+        assert target is not None
+        return target
 
-def _build_real_ngas(source: str, tmp: Path) -> NgasServer:
-    """Build NGAS from ``source`` in a temp venv and start it on 127.0.0.1."""
-    try:
-        url, root, proc = start_real_ngas(source, tmp)
-    except RealNgasError as exc:
-        pytest.fail(str(exc))
-    return NgasServer(url=url, kind="real", root=root, process=proc)
+    @property
+    def faults(self):  # noqa: ANN201 (ngas_double.server.Faults)
+        return self.faults_target.faults
+
+    def stop(self) -> None:
+        if self.double is not None:
+            self.double.stop()
+        if self.gate is not None:
+            self.gate.stop()
+        if self.process is not None:
+            stop_process(self.process)
 
 
 @pytest.fixture(scope="session")
-def ngas_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NgasServer]:
-    """The NGAS for this session: the double, or real NGAS built from $NGAS_SOURCE."""
-    tmp = tmp_path_factory.mktemp("ngas")
+def real_ngas_build(tmp_path_factory: pytest.TempPathFactory) -> BuiltNgas | None:
+    """NGAS built from $NGAS_SOURCE once per session (None without NGAS_SOURCE)."""
     source = os.environ.get("NGAS_SOURCE")
-    if source:
-        server = _build_real_ngas(source, tmp)
-        try:
-            yield server
-        finally:
-            assert server.process is not None
-            stop_process(server.process)
-        return
-    double = NgasDouble(tmp / "double").start()
+    if not source:
+        return None
     try:
-        yield NgasServer(url=double.url, kind="double", double=double, root=double.root)
+        return build_real_ngas(source, tmp_path_factory.mktemp("ngas-build"))
+    except RealNgasError as exc:
+        pytest.fail(str(exc))
+
+
+def start_ngas(build: BuiltNgas | None, tmp: Path, **double_options: object) -> NgasServer:
+    """A new NGAS in ``tmp``: the double, or real NGAS from ``build`` behind a fault gate."""
+    if build is None:
+        double = NgasDouble(tmp / "double", **double_options).start()  # type: ignore[arg-type]
+        return NgasServer(url=double.url, kind="double", double=double, root=double.root)
+    url, root, proc = build.start(tmp)
+    gate = NgasGate(url, root=root).start()
+    return NgasServer(url=gate.url, kind="real", root=root, process=proc, gate=gate)
+
+
+@pytest.fixture(scope="session")
+def ngas_server(
+    real_ngas_build: BuiltNgas | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NgasServer]:
+    """The NGAS for this session: the double, or real NGAS built from $NGAS_SOURCE
+    (reached through an :class:`NgasGate`, which forwards it unchanged unless a test
+    sets a fault)."""
+    server = start_ngas(real_ngas_build, tmp_path_factory.mktemp("ngas"))
+    try:
+        yield server
     finally:
-        double.stop()
+        server.stop()
+
+
+@pytest.fixture
+def ngas_faults(ngas_server: NgasServer) -> Iterator[NgasDouble | NgasGate]:
+    """Fault hooks on the session's NGAS: the double's own, or the gate's in front of
+    real NGAS (same ``faults``, ``request_log``, ``count``, ``staging_files``)."""
+    target = ngas_server.faults_target
+    yield target
+    target.faults.clear()
+
+
+@pytest.fixture
+def own_ngas(real_ngas_build: BuiltNgas | None, tmp_path: Path) -> Iterator[NgasServer]:
+    """An NGAS of this test alone, which it may stop (``.stop()``): the double, or a real
+    NGAS started from the session's build behind a gate of its own."""
+    server = start_ngas(real_ngas_build, tmp_path / "own-ngas")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
 def ngas_double(ngas_server: NgasServer) -> Iterator[NgasDouble]:
-    """The double itself, for fault injection; skips against real NGAS."""
+    """The double itself (tests of the double); skips against real NGAS."""
     if ngas_server.double is None:
-        pytest.skip("needs the NGAS double's fault hooks (NGAS_SOURCE is set)")
+        pytest.skip("a test of the NGAS double itself (NGAS_SOURCE is set)")
     yield ngas_server.double
     ngas_server.double.faults.clear()
 

@@ -1,10 +1,12 @@
 """A real NGAS built from source and started on 127.0.0.1 (tests' ``NGAS_SOURCE``, the bench).
 
-``start_real_ngas(source, tmp)`` installs NGAS from ``source`` (a source tree, or a git
-repository/URL cloned into ``tmp``) into a venv in ``tmp``, prepares an NGAS root there
-with the sample configuration plus what roles/ngas always adds for mlpipe (the
-empty-file marker's mime type and Stream), starts ``ngamsServer`` on a free port and
-waits until it is ONLINE. Building needs the Debian packages libdb-dev and sqlite3.
+``build_real_ngas(source, tmp)`` installs NGAS from ``source`` (a source tree, or a git
+repository/URL cloned into ``tmp``) into a venv in ``tmp``; its ``start(dir)`` prepares an
+NGAS root in ``dir`` with the sample configuration plus what roles/ngas always adds for
+mlpipe (the empty-file marker's mime type and Stream), starts ``ngamsServer`` on a free
+port and waits until it is ONLINE (one build, as many servers as needed).
+``start_real_ngas(source, tmp)`` does both. Building needs the Debian packages libdb-dev
+and sqlite3.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -54,8 +57,45 @@ def with_mlpipe_streams(cfg: str) -> str:
     return cfg
 
 
-def start_real_ngas(source: str, tmp: Path) -> tuple[str, Path, subprocess.Popen[bytes]]:
-    """Build NGAS from ``source`` in ``tmp`` and start it: (url, NGAS root, server process)."""
+@dataclass(frozen=True)
+class BuiltNgas:
+    """NGAS installed in a venv: ``start(tmp)`` runs a server of its own from it."""
+
+    source: Path
+    venv: Path
+
+    def start(self, tmp: Path) -> tuple[str, Path, subprocess.Popen[bytes]]:
+        """A new NGAS root in ``tmp``, its server started: (url, NGAS root, server process)."""
+        tmp.mkdir(parents=True, exist_ok=True)
+        root = tmp / "ngas-root"
+        subprocess.run(
+            ["bash", str(self.source / "prepare_ngas_root.sh"), "-f", str(root)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        cfg = root / "cfg" / "ngamsServer.conf"
+        port = free_port()
+        text = cfg.read_text()
+        text = re.sub(r'PortNo="\d+"', f'PortNo="{port}"', text)
+        if "IpAddress=" in text:
+            text = re.sub(r'IpAddress="[^"]*"', 'IpAddress="127.0.0.1"', text)
+        else:
+            text = re.sub(r"<Server\b", '<Server IpAddress="127.0.0.1"', text, count=1)
+        cfg.write_text(with_mlpipe_streams(text))
+        log = tmp / "ngas-server.log"
+        proc = subprocess.Popen(
+            [str(self.venv / "bin" / "ngamsServer"), "-cfg", str(cfg), "-v", "3", "-autoonline"],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: ngas_online(url), f"real NGAS at {url}", proc, log=log)
+        return url, root, proc
+
+
+def build_real_ngas(source: str, tmp: Path) -> BuiltNgas:
+    """Install NGAS from ``source`` (a source tree, or a git repository/URL) in ``tmp``."""
     src = Path(source)
     if not (src / "src" / "ngamsCore").is_dir():
         clone = tmp / "ngas-src"
@@ -71,28 +111,9 @@ def start_real_ngas(source: str, tmp: Path) -> tuple[str, Path, subprocess.Popen
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
     for pkg in ("ngamsCore", "ngamsPClient", "ngamsServer", "ngamsPlugIns"):  # this order
         subprocess.run([*pip, str(src / "src" / pkg)], check=True)
-    root = tmp / "ngas-root"
-    subprocess.run(
-        ["bash", str(src / "prepare_ngas_root.sh"), "-f", str(root)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    cfg = root / "cfg" / "ngamsServer.conf"
-    port = free_port()
-    text = cfg.read_text()
-    text = re.sub(r'PortNo="\d+"', f'PortNo="{port}"', text)
-    if "IpAddress=" in text:
-        text = re.sub(r'IpAddress="[^"]*"', 'IpAddress="127.0.0.1"', text)
-    else:
-        text = re.sub(r"<Server\b", '<Server IpAddress="127.0.0.1"', text, count=1)
-    cfg.write_text(with_mlpipe_streams(text))
-    log = tmp / "ngas-server.log"
-    proc = subprocess.Popen(
-        [str(venv / "bin" / "ngamsServer"), "-cfg", str(cfg), "-v", "3", "-autoonline"],
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: ngas_online(url), f"real NGAS at {url}", proc, log=log)
-    return url, root, proc
+    return BuiltNgas(source=src, venv=venv)
+
+
+def start_real_ngas(source: str, tmp: Path) -> tuple[str, Path, subprocess.Popen[bytes]]:
+    """Build NGAS from ``source`` in ``tmp`` and start it: (url, NGAS root, server process)."""
+    return build_real_ngas(source, tmp).start(tmp)

@@ -121,13 +121,13 @@ def test_lru_eviction_keeps_under_max_size(make_cache, ngas_client, ngas_prefix,
 
 
 def test_corrupt_download_does_not_poison_cache(
-    make_cache, ngas_double, ngas_client, ngas_prefix, tmp_path
+    make_cache, ngas_faults, ngas_client, ngas_prefix, tmp_path
 ):
     fid = f"{ngas_prefix}/poison.bin"
     data = os.urandom(1_500_000)
     _put(ngas_client, tmp_path, fid, data)
     cache = make_cache("good")
-    ngas_double.faults.corrupt_retrieve = 1
+    ngas_faults.faults.corrupt_retrieve = 1
     with pytest.raises(ChecksumMismatch):
         cache.fetch(fid)
     assert cache.entries() == []
@@ -135,7 +135,7 @@ def test_corrupt_download_does_not_poison_cache(
     assert cache.fetch(fid).read_bytes() == data
 
 
-def test_two_processes_download_once(ngas_server, ngas_double, ngas_client, ngas_prefix, tmp_path):
+def test_two_processes_download_once(ngas_server, ngas_faults, ngas_client, ngas_prefix, tmp_path):
     """Both processes ask NGAS for the file before either has downloaded it; the second
     must wait for the first (the cache's download lock) instead of downloading again."""
     fid = f"{ngas_prefix}/shared.bin"
@@ -148,15 +148,15 @@ def test_two_processes_download_once(ngas_server, ngas_double, ngas_client, ngas
     )
 
     def asked(command: str) -> int:  # requests of both processes about this file
-        with ngas_double.lock:
-            log = list(ngas_double.request_log)
+        with ngas_faults.lock:
+            log = list(ngas_faults.request_log)
         return sum(c == command and fid in p.get("like", p.get("file_id", "")) for c, p in log)
 
     # No download can finish before both processes have looked the file up, and the
     # first one then takes a second: a process that does not wait for it downloads too.
     release = threading.Event()
-    ngas_double.faults.hold_retrieve = release
-    ngas_double.faults.slow_retrieve = 1.0
+    ngas_faults.faults.hold_retrieve = release
+    ngas_faults.faults.slow_retrieve = 1.0
     cmd = [sys.executable, "-c", script, str(tmp_path / "shared-cache"), ngas_server.url, fid]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     try:
@@ -255,10 +255,10 @@ def test_second_copy_that_cannot_be_written_leaves_the_download_intact(
     assert (tmp_path / "dl").read_bytes() == data and not blocked.exists()
 
 
-def test_corrupt_download_leaves_no_second_copy(ngas_double, ngas_client, ngas_prefix, tmp_path):
+def test_corrupt_download_leaves_no_second_copy(ngas_faults, ngas_client, ngas_prefix, tmp_path):
     fid = f"{ngas_prefix}/corrupt-second.bin"
     _put(ngas_client, tmp_path, fid, os.urandom(2 * 1024 * 1024))
-    ngas_double.faults.corrupt_retrieve = 1
+    ngas_faults.faults.corrupt_retrieve = 1
     second = tmp_path / "second.part"
     with pytest.raises(ChecksumMismatch):
         ngas_client.retrieve(fid, tmp_path / "dl", also=second)
@@ -266,12 +266,12 @@ def test_corrupt_download_leaves_no_second_copy(ngas_double, ngas_client, ngas_p
 
 
 def test_truncated_download_restarts_the_second_copy(
-    ngas_double, ngas_client, ngas_prefix, tmp_path
+    ngas_faults, ngas_client, ngas_prefix, tmp_path
 ):
     fid = f"{ngas_prefix}/trunc-second.bin"
     data = os.urandom(2 * 1024 * 1024)
     _put(ngas_client, tmp_path, fid, data)
-    ngas_double.faults.truncate_retrieve = 1
+    ngas_faults.faults.truncate_retrieve = 1
     second = tmp_path / "second.part"
     ngas_client.retrieve(fid, tmp_path / "dl", also=second)
     assert second.read_bytes() == data == (tmp_path / "dl").read_bytes()

@@ -49,16 +49,6 @@ def _retrieves(double: NgasDouble, fid: str) -> int:
 
 
 @pytest.fixture
-def own_double(tmp_path: Path) -> Iterator[NgasDouble]:
-    """An NGAS double of this test alone (so that the test can stop it)."""
-    double = NgasDouble(tmp_path / "own-ngas").start()
-    try:
-        yield double
-    finally:
-        double.stop()
-
-
-@pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 8 MiB tmpfs of this test alone: a real filesystem that fills up."""
     mnt = tmp_path / "small-disk"
@@ -77,29 +67,29 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 # ------------------------------------------------------------ unreachable servers
-def test_unreachable_ngas_serves_the_cached_copy_with_a_warning(own_double, tmp_path, caplog):
+def test_unreachable_ngas_serves_the_cached_copy_with_a_warning(own_ngas, tmp_path, caplog):
     fid = "f/unreachable.bin"
-    _put(NgasClient(own_double.url), tmp_path, fid, b"cached bytes")
-    good = _cache(tmp_path / "c", own_double.url)
+    _put(NgasClient(own_ngas.url), tmp_path, fid, b"cached bytes")
+    good = _cache(tmp_path / "c", own_ngas.url)
     assert good.fetch(fid).read_bytes() == b"cached bytes"
 
-    own_double.faults.fail_5xx = 1  # a 5xx: an error, not "not found", and not fatal either
+    own_ngas.faults.fail_5xx = 1  # a 5xx: an error, not "not found", and not fatal either
     sent = good.network_requests
     with caplog.at_level(logging.WARNING, logger="mlpipe.storage.cache"):
         assert good.fetch(fid).read_bytes() == b"cached bytes"
     assert good.network_requests - sent == 1  # one try, none of the 3 retries
     assert "may be stale" in caplog.text and fid in caplog.text
 
-    own_double.stop()
+    own_ngas.stop()
     for mode in ("good", "auto"):
         caplog.clear()
-        cache = _cache(tmp_path / "c", own_double.url, mode)
+        cache = _cache(tmp_path / "c", own_ngas.url, mode)
         with caplog.at_level(logging.WARNING, logger="mlpipe.storage.cache"):
             assert cache.fetch(fid).read_bytes() == b"cached bytes"
         assert "may be stale" in caplog.text, mode
-    assert _cache(tmp_path / "c", own_double.url).stats().counters["stale_served"] == 3
+    assert _cache(tmp_path / "c", own_ngas.url).stats().counters["stale_served"] == 3
     nothing = ReadCache(
-        tmp_path / "c", default_url=own_double.url, mode="good", client_options={"retries": 0}
+        tmp_path / "c", default_url=own_ngas.url, mode="good", client_options={"retries": 0}
     )
     with pytest.raises(NgasUnavailable):  # nothing cached: the failure is reported as such
         nothing.fetch("f/never-cached")
@@ -123,13 +113,13 @@ def test_a_refused_login_is_an_error_even_with_a_cached_copy(tmp_path):
 
 # ----------------------------------------------------------------------- disk full
 def test_no_space_during_a_download_is_cache_full_and_leaves_nothing(
-    small_disk, ngas_server, ngas_double, ngas_client, ngas_prefix, tmp_path
+    small_disk, ngas_server, ngas_faults, ngas_client, ngas_prefix, tmp_path
 ):
     fid = f"{ngas_prefix}/big.bin"
     data = os.urandom(3 * MiB)
     _put(ngas_client, tmp_path, fid, data)
     cache = ReadCache(small_disk / "cache", default_url=ngas_server.url, mode="good")
-    ngas_double.faults.hold_retrieve = release = threading.Event()
+    ngas_faults.faults.hold_retrieve = release = threading.Event()
     failure: list[BaseException] = []
 
     def fetch() -> None:
@@ -141,7 +131,7 @@ def test_no_space_during_a_download_is_cache_full_and_leaves_nothing(
     reader = threading.Thread(target=fetch)
     reader.start()
     try:  # the room was checked; now the disk fills up before the bytes arrive
-        wait_until(lambda: _retrieves(ngas_double, fid) == 1, "the RETRIEVE of the download")
+        wait_until(lambda: _retrieves(ngas_faults, fid) == 1, "the RETRIEVE of the download")
         filler = small_disk / "filler"
         with open(filler, "wb") as out:
             out.write(b"\0" * (free_bytes(small_disk) - MiB))
@@ -180,22 +170,22 @@ def test_eviction_makes_room_on_the_filesystem_before_a_download(
 
 
 def test_a_reserve_that_cannot_be_met_fails_before_any_download(
-    ngas_server, ngas_double, ngas_client, ngas_prefix, tmp_path
+    ngas_server, ngas_faults, ngas_client, ngas_prefix, tmp_path
 ):
     fid = f"{ngas_prefix}/reserve.bin"
     _put(ngas_client, tmp_path, fid, os.urandom(100_000))
     cache = _cache(tmp_path / "c", ngas_server.url, min_free=free_bytes(tmp_path) + 2**50)
     with pytest.raises(CacheFull, match="needs 100000 bytes free"):
         cache.fetch(fid)
-    assert _retrieves(ngas_double, fid) == 0 and cache.entries() == []
+    assert _retrieves(ngas_faults, fid) == 0 and cache.entries() == []
     tight = _cache(tmp_path / "c", ngas_server.url, max_size=50_000)
     with pytest.raises(CacheFull, match="max_size = 50000"):
         tight.fetch(fid)
-    assert _retrieves(ngas_double, fid) == 0
+    assert _retrieves(ngas_faults, fid) == 0
 
 
 def test_max_size_is_made_room_for_before_the_download(
-    ngas_server, ngas_double, ngas_client, ngas_prefix, tmp_path
+    ngas_server, ngas_faults, ngas_client, ngas_prefix, tmp_path
 ):
     ids = [f"{ngas_prefix}/lru/{i}" for i in range(3)]
     for fid in ids:
@@ -203,11 +193,11 @@ def test_max_size_is_made_room_for_before_the_download(
     cache = _cache(tmp_path / "c", ngas_server.url, max_size=250_000)
     cache.fetch(ids[0])
     cache.fetch(ids[1])
-    ngas_double.faults.hold_retrieve = release = threading.Event()
+    ngas_faults.faults.hold_retrieve = release = threading.Event()
     third = threading.Thread(target=cache.fetch, args=(ids[2],))
     third.start()
     try:
-        wait_until(lambda: _retrieves(ngas_double, ids[2]) == 1, "the third download")
+        wait_until(lambda: _retrieves(ngas_faults, ids[2]) == 1, "the third download")
         during = {e.file_id for e in _cache(cache.dir, ngas_server.url).entries()}
     finally:
         release.set()
@@ -218,13 +208,13 @@ def test_max_size_is_made_room_for_before_the_download(
 
 # ------------------------------------------------------- leftovers, damaged files
 def test_prune_removes_the_partial_download_of_a_killed_process(
-    ngas_server, ngas_double, ngas_client, ngas_prefix, tmp_path, mlpipe_test_env
+    ngas_server, ngas_faults, ngas_client, ngas_prefix, tmp_path, mlpipe_test_env
 ):
     fid = f"{ngas_prefix}/killed.bin"
     data = os.urandom(8 * MiB)
     _put(ngas_client, tmp_path, fid, data)
     directory = tmp_path / "c"
-    ngas_double.faults.slow_retrieve = 60.0  # 1 MiB every 7.5 s: the download is in progress
+    ngas_faults.faults.slow_retrieve = 60.0  # 1 MiB every 7.5 s: the download is in progress
     script = (
         "import sys; from mlpipe.storage import ReadCache;"
         "ReadCache(sys.argv[1], default_url=sys.argv[2], mode='good').fetch(sys.argv[3])"
@@ -238,7 +228,7 @@ def test_prune_removes_the_partial_download_of_a_killed_process(
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    ngas_double.faults.slow_retrieve = 0.0
+    ngas_faults.faults.slow_retrieve = 0.0
     left = parts()[0].stat().st_size
     stats = cache.stats()
     assert (stats.entries, stats.leftovers, stats.size, stats.leftover_size) == (0, 1, left, left)
@@ -256,7 +246,7 @@ def test_prune_removes_the_partial_download_of_a_killed_process(
 
 
 def test_a_damaged_cached_file_is_downloaded_again_never_served(
-    ngas_server, ngas_double, ngas_client, ngas_prefix, tmp_path
+    ngas_server, ngas_faults, ngas_client, ngas_prefix, tmp_path
 ):
     fid = f"{ngas_prefix}/damaged.bin"
     data = os.urandom(200_000)
@@ -266,19 +256,19 @@ def test_a_damaged_cached_file_is_downloaded_again_never_served(
     path.chmod(0o644)
     path.write_bytes(bytes(len(data)))  # same size, other bytes
     assert cache.fetch(fid, version=1).read_bytes() == data
-    assert _retrieves(ngas_double, fid) == 2
+    assert _retrieves(ngas_faults, fid) == 2
 
     path.chmod(0o644)
     with open(path, "r+b") as fh:
         fh.truncate(1000)  # shorter than the index says
     assert cache.fetch(fid).read_bytes() == data
-    assert _retrieves(ngas_double, fid) == 3
+    assert _retrieves(ngas_faults, fid) == 3
 
     copy = tmp_path / "same-bytes"
     copy.write_bytes(data)
     os.replace(copy, path)  # another inode and time, the same bytes: still good
     assert cache.fetch(fid, version=1).read_bytes() == data
-    assert _retrieves(ngas_double, fid) == 3
+    assert _retrieves(ngas_faults, fid) == 3
 
     path.chmod(0o644)
     path.write_bytes(bytes(len(data)))
@@ -364,18 +354,18 @@ def test_a_download_lock_held_by_a_hung_process_times_out(
 
 # ----------------------------------------------------------------------- probe
 def test_the_auto_probe_keeps_throughput_per_server(
-    ngas_server, ngas_client, own_double, ngas_prefix, tmp_path
+    ngas_server, ngas_client, own_ngas, ngas_prefix, tmp_path
 ):
     data = os.urandom(2 * MiB)
     fast, slow = f"{ngas_prefix}/fast.bin", "f/slow.bin"
     _put(ngas_client, tmp_path, fast, data)
-    _put(NgasClient(own_double.url), tmp_path, slow, data)
+    _put(NgasClient(own_ngas.url), tmp_path, slow, data)
     cache = _cache(tmp_path / "c", ngas_server.url, "good")
     cache.fetch(fast)
-    own_double.faults.slow_retrieve = 2.0  # 2 MiB in ~2 s: about 1 MB/s
-    cache.fetch(f"ngas://{own_double.url.split('://', 1)[1]}/{slow}")
+    own_ngas.faults.slow_retrieve = 2.0  # 2 MiB in ~2 s: about 1 MB/s
+    cache.fetch(f"ngas://{own_ngas.url.split('://', 1)[1]}/{slow}")
     auto = _cache(tmp_path / "c", ngas_server.url, "auto", probe_min_throughput_mbps=3.0)
-    slow_probe = auto.probe(own_double.url)
+    slow_probe = auto.probe(own_ngas.url)
     assert slow_probe.mode == "bad" and "throughput" in slow_probe.reason
     fast_probe = auto.probe(ngas_server.url)
     assert fast_probe.mode == "good", fast_probe

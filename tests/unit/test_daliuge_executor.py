@@ -382,7 +382,7 @@ def test_an_exported_logical_graph_translated_by_daliuge_runs_on_a_node(
 
 
 def test_ctrl_c_cancels_the_session(
-    task_env, island, ngas_double, monkeypatch, tmp_path, weather_raw, capsys
+    task_env, island, ngas_faults, monkeypatch, tmp_path, weather_raw, capsys
 ):
     dim, _ = island
     tag = task_env["MLPIPE_PIPELINE_DATA_PREFIX"].rsplit("/", 1)[1]
@@ -395,7 +395,7 @@ def test_ctrl_c_cancels_the_session(
         "  load: {task: load-raw, params: {sources: [raw/]}, outputs: {raw: raw}}\n"
         "  prep: {task: preprocess, inputs: {raw: raw}, outputs: {preprocessed: rows}}\n"
     )
-    ngas_double.faults.hold_retrieve = threading.Event()  # prep's download waits
+    ngas_faults.faults.hold_retrieve = threading.Event()  # prep's download waits
     before = set(Island(dim.url, 5).sessions())
     main_thread = threading.get_ident()
 
@@ -409,7 +409,7 @@ def test_ctrl_c_cancels_the_session(
         with pytest.raises(KeyboardInterrupt):
             run_pipeline(path, TaskContext.from_config(), "daliuge")
     finally:
-        ngas_double.faults.hold_retrieve.set()
+        ngas_faults.faults.hold_retrieve.set()
         helper.join(timeout=30)
     assert "interrupted, cancelling it" in capsys.readouterr().err
     (session,) = set(Island(dim.url, 5).sessions()) - before
@@ -421,7 +421,7 @@ def test_ctrl_c_cancels_the_session(
 
 @pytest.mark.parametrize("victim", ["nm", "dim"])
 def test_a_killed_node_or_island_manager_fails_the_run_within_the_timeout(
-    victim, task_env, ngas_double, monkeypatch, tmp_path, tmp_path_factory, weather_raw
+    victim, task_env, ngas_faults, monkeypatch, tmp_path, tmp_path_factory, weather_raw
 ):
     base = tmp_path_factory.mktemp("dlg-kill")
     nm = start_node_manager(base / "nm")
@@ -437,7 +437,7 @@ def test_a_killed_node_or_island_manager_fails_the_run_within_the_timeout(
             "  load: {task: load-raw, params: {sources: [raw/]}, outputs: {raw: raw}}\n"
             "  prep: {task: preprocess, inputs: {raw: raw}, outputs: {preprocessed: rows}}\n"
         )
-        ngas_double.faults.hold_retrieve = threading.Event()  # prep's download waits
+        ngas_faults.faults.hold_retrieve = threading.Event()  # prep's download waits
         result: dict[str, object] = {}
 
         def run() -> None:
@@ -452,7 +452,7 @@ def test_a_killed_node_or_island_manager_fails_the_run_within_the_timeout(
         killed = time.monotonic()
         (nm if victim == "nm" else dim).kill()
         thread.join(timeout=TIMEOUT + 30)
-        ngas_double.faults.hold_retrieve.set()  # lets the orphaned step process end
+        ngas_faults.faults.hold_retrieve.set()  # lets the orphaned step process end
         assert not thread.is_alive(), "the executor hung after its node manager died"
         elapsed = time.monotonic() - killed
         assert "error" not in result, result

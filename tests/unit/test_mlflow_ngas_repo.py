@@ -291,13 +291,13 @@ def _download(repo: NgasArtifactRepository, dest: Path) -> dict[str, bytes]:
 
 
 def test_log_artifacts_failed_half_way_then_rerun_finishes_without_duplicates(
-    repo, ngas_client, ngas_double, tmp_path, monkeypatch, caplog
+    repo, ngas_client, ngas_faults, tmp_path, monkeypatch, caplog
 ):
     _fast_retries(monkeypatch)
     files = _tree(tmp_path / "t")
     # QARCHIVEs: a_empty.txt 1, b.bin 1, c_marker.txt 2 (text/plain has no Stream: refused,
     # then stored as octet-stream), d/__init__.py 1; so d/e.txt, the 5th file, fails.
-    ngas_double.faults.fail_archive_after = 5
+    ngas_faults.faults.fail_archive_after = 5
     with pytest.raises(MlflowException, match=r"Run the same log again") as failed:
         repo.log_artifacts(str(tmp_path / "t"))
     assert "4 file(s) archived and 0 already stored before d/e.txt, 2 not logged" in str(
@@ -310,20 +310,20 @@ def test_log_artifacts_failed_half_way_then_rerun_finishes_without_duplicates(
         "c_marker.txt": [1],
         "d/__init__.py": [1],
     }
-    ngas_double.faults.clear()
-    archives, queries = ngas_double.count("QARCHIVE"), ngas_double.count("QUERY")
+    ngas_faults.faults.clear()
+    archives, queries = ngas_faults.count("QARCHIVE"), ngas_faults.count("QUERY")
     with caplog.at_level("INFO", logger="mlpipe.storage.mlflow_ngas"):
         repo.log_artifacts(str(tmp_path / "t"))
-    assert ngas_double.count("QARCHIVE") - archives == 2  # d/e.txt and f.txt only
-    assert ngas_double.count("QUERY") - queries == 1  # one listing for the whole tree
+    assert ngas_faults.count("QARCHIVE") - archives == 2  # d/e.txt and f.txt only
+    assert ngas_faults.count("QUERY") - queries == 1  # one listing for the whole tree
     assert "2 file(s) archived, 4 skipped" in caplog.text
     assert _versions(ngas_client, repo) == {rel: [1] for rel in files}
     assert _download(repo, tmp_path / "out") == files
     # Once more: nothing to do, nothing archived.
-    archives = ngas_double.count("QARCHIVE")
+    archives = ngas_faults.count("QARCHIVE")
     with caplog.at_level("INFO", logger="mlpipe.storage.mlflow_ngas"):
         repo.log_artifacts(str(tmp_path / "t"))
-    assert ngas_double.count("QARCHIVE") == archives
+    assert ngas_faults.count("QARCHIVE") == archives
     assert "0 file(s) archived, 6 skipped" in caplog.text
     assert _versions(ngas_client, repo) == {rel: [1] for rel in files}
 
@@ -392,21 +392,21 @@ def test_logging_an_empty_file_again_repairs_a_damaged_marker(
 
 @pytest.mark.parametrize("log_tree", [True, False], ids=["log_artifacts", "log_artifact"])
 def test_failed_listing_fails_the_log_and_archives_nothing(
-    repo, ngas_client, ngas_double, tmp_path, monkeypatch, log_tree
+    repo, ngas_client, ngas_faults, tmp_path, monkeypatch, log_tree
 ):
     """A 5xx listing is an error, never "nothing stored" (which would archive everything)."""
     retries = _fast_retries(monkeypatch)
     files = _tree(tmp_path / "t")
     repo.log_artifacts(str(tmp_path / "t"), artifact_path="one")  # stored once
     before = _versions(ngas_client, repo)
-    archives = ngas_double.count("QARCHIVE")
-    ngas_double.faults.fail_5xx = retries + 1  # the listing and its retry; archives would pass
+    archives = ngas_faults.count("QARCHIVE")
+    ngas_faults.faults.fail_5xx = retries + 1  # the listing and its retry; archives would pass
     with pytest.raises(MlflowException, match=r"Nothing was archived") as failed:
         if log_tree:
             repo.log_artifacts(str(tmp_path / "t"), artifact_path="one")
         else:
             repo.log_artifact(str(tmp_path / "t" / "b.bin"), "one")
     assert "HTTP 503" in str(failed.value)
-    assert ngas_double.faults.fail_5xx == 0  # the fault was used up by the listing
-    assert ngas_double.count("QARCHIVE") == archives
+    assert ngas_faults.faults.fail_5xx == 0  # the fault was used up by the listing
+    assert ngas_faults.count("QARCHIVE") == archives
     assert _versions(ngas_client, repo) == before == {f"one/{rel}": [1] for rel in files}

@@ -142,21 +142,21 @@ def test_second_load_of_a_version_makes_no_request_in_any_mode(proxy, registered
 
 
 def test_ngas_direct_artifacts_are_cached_too(
-    mlflow_server_ngas_client, ngas_double, weather_raw, tmp_path
+    mlflow_server_ngas_client, ngas_faults, weather_raw, tmp_path
 ):
     reg = _register(mlflow_server_ngas_client.url, weather_raw)
     with FaultyProxy(mlflow_server_ngas_client.url) as proxy:
-        before = ngas_double.count()
+        before = ngas_faults.count()
         first = models(tmp_path, proxy.url).version(reg.name, "2")
-        assert first.downloaded and ngas_double.count() > before  # from NGAS itself
+        assert first.downloaded and ngas_faults.count() > before  # from NGAS itself
         assert artifact_requests(proxy) == []  # not through MLflow
         assert predict(first.path, reg) == reg.predictions["2"]
-        before = ngas_double.count()
+        before = ngas_faults.count()
         for mode in ("good", "bad", "offline"):
             proxy.seen.clear()
             again = models(tmp_path, proxy.url, mode).version(reg.name, "2")
             assert not again.downloaded and proxy.seen == [], (mode, proxy.seen)
-        assert ngas_double.count() == before  # no NGAS request either
+        assert ngas_faults.count() == before  # no NGAS request either
 
 
 # ------------------------------------------------------------------- aliases

@@ -182,35 +182,35 @@ def test_unreachable_server_retries_then_clear_error():
 
 # ------------------------------------------------------------- fault injection
 def test_server_dies_mid_upload_no_partial_file_then_retry_succeeds(
-    ngas_double, ngas_client, ngas_prefix, tmp_path
+    ngas_faults, ngas_client, ngas_prefix, tmp_path
 ):
     src = _file(tmp_path, "big", 3 * 1024 * 1024 + 17)
     fid = f"{ngas_prefix}/dies/big"
     no_retry = NgasClient(ngas_client.url, retries=0)
-    ngas_double.faults.die_mid_upload = 1
+    ngas_faults.faults.die_mid_upload = 1
     with pytest.raises(NgasUnavailable):
         no_retry.archive(src, fid)
     assert not ngas_client.exists(fid)  # nothing half-written is visible
-    assert ngas_double.staging_files() == []
-    ngas_double.faults.die_mid_upload = 1  # the client's own retry gets it through
+    assert ngas_faults.staging_files() == []
+    ngas_faults.faults.die_mid_upload = 1  # the client's own retry gets it through
     info = ngas_client.archive(src, fid)
     assert info.version == 1 and [v.version for v in ngas_client.versions(fid)] == [1]
     ngas_client.retrieve(fid, tmp_path / "back")
     assert crc32_of_file(tmp_path / "back") == crc32_of_file(src)
 
 
-def test_5xx_is_retried(ngas_double, ngas_client):
-    ngas_double.faults.fail_5xx = 2
+def test_5xx_is_retried(ngas_faults, ngas_client):
+    ngas_faults.faults.fail_5xx = 2
     before = ngas_client.requests_sent
     assert ngas_client.status().online
     assert ngas_client.requests_sent - before == 3
 
 
-def test_corrupt_download_detected_nothing_written(ngas_double, ngas_client, ngas_prefix, tmp_path):
+def test_corrupt_download_detected_nothing_written(ngas_faults, ngas_client, ngas_prefix, tmp_path):
     src = _file(tmp_path, "f", 2 * 1024 * 1024)
     fid = f"{ngas_prefix}/corrupt/f"
     ngas_client.archive(src, fid)
-    ngas_double.faults.corrupt_retrieve = 1
+    ngas_faults.faults.corrupt_retrieve = 1
     dest = tmp_path / "dl" / "f"
     with pytest.raises(ChecksumMismatch, match="corrupt"):
         ngas_client.retrieve(fid, dest)
@@ -219,11 +219,11 @@ def test_corrupt_download_detected_nothing_written(ngas_double, ngas_client, nga
     assert dest.read_bytes() == src.read_bytes()
 
 
-def test_truncated_download_is_retried(ngas_double, ngas_client, ngas_prefix, tmp_path):
+def test_truncated_download_is_retried(ngas_faults, ngas_client, ngas_prefix, tmp_path):
     src = _file(tmp_path, "f", 2 * 1024 * 1024)
     fid = f"{ngas_prefix}/trunc/f"
     ngas_client.archive(src, fid)
-    ngas_double.faults.truncate_retrieve = 1
+    ngas_faults.faults.truncate_retrieve = 1
     ngas_client.retrieve(fid, tmp_path / "out")
     assert (tmp_path / "out").read_bytes() == src.read_bytes()
 

@@ -281,7 +281,7 @@ def test_mlflow_5xx_during_the_selection_is_an_error_not_nothing_new(
 
 
 def test_ngas_failure_during_the_selection_is_an_error_not_nothing_new(
-    task_env, weather_raw, ngas_double, tmp_path, capsys
+    task_env, weather_raw, ngas_faults, tmp_path, capsys
 ):
     ctx = TaskContext.from_config()
     name = task_env["MLPIPE_MODEL_NAME"]
@@ -289,9 +289,9 @@ def test_ngas_failure_during_the_selection_is_an_error_not_nothing_new(
     champion(ctx, weather_raw, name)
     preprocessed(ctx, weather_raw, 2014)
     path = retrain_pipeline(tmp_path, task_env)
-    ngas_double.faults.fail_5xx = 1000  # every request, retries included
+    ngas_faults.faults.fail_5xx = 1000  # every request, retries included
     code, report = run_json(path, capsys)
-    ngas_double.faults.clear()
+    ngas_faults.faults.clear()
     assert code == 1, report
     retrain = report["steps"]["retrain"]
     assert retrain["status"] == "failed" and not retrain["bad_input"]
