@@ -62,11 +62,12 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # `make test-unit` runs pytest-xdist workers (Makefile UNIT_JOBS). Tests are handed
-# out a file at a time: a file's module-scoped servers (an MLflow with trained runs, a
-# DALiuGE island, a results site) then start once, not once per worker that ran one
-# of its tests. These files go to one worker together: one real Slurm per host
-# (munged's socket is host-wide), started once. (xdist's own `--dist loadgroup` does
-# not group under pytest 9: it renames item._nodeid, which pytest 9 no longer reads.)
+# out one at a time, except that every test of these files goes to one worker: one real
+# Slurm per host (munged's socket is host-wide), started once. (xdist's own
+# `--dist loadgroup` does not group under pytest 9: it renames item._nodeid, which
+# pytest 9 no longer reads.) Handing out whole files, so that each file's
+# module-scoped servers start once, was slower: 745 s against 590 s on two cores
+# (the suite is CPU-bound, and the long files then finish one after another).
 ONE_WORKER = {
     "tests/unit/test_slurm_executor.py": "slurm",
     "tests/unit/test_slurm_remote.py": "slurm",
@@ -80,8 +81,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
     class _Scheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            path = nodeid.split("::", 1)[0]
-            return ONE_WORKER.get(path, path)
+            return ONE_WORKER.get(nodeid.split("::", 1)[0], nodeid)
 
     return _Scheduling(config, log)
 
