@@ -27,6 +27,7 @@ from mlpipe.storage.cache import entry_key
 from mlpipe.storage.errors import CacheFull, CacheLockTimeout, NgasAccessDenied
 from mlpipe.storage.space import free_bytes
 from ngas_double import NgasDouble
+from ngas_gate import NgasGate
 from procs import stop_process, wait_until
 
 MiB = 1024 * 1024
@@ -43,7 +44,7 @@ def _cache(directory: Path, url: str, mode: str = "good", **kwargs: object) -> R
     return ReadCache(directory, default_url=url, mode=mode, client_options=dict(FAST), **kwargs)  # type: ignore[arg-type]
 
 
-def _retrieves(double: NgasDouble, fid: str) -> int:
+def _retrieves(double: NgasDouble | NgasGate, fid: str) -> int:
     with double.lock:
         return sum(c == "RETRIEVE" and p.get("file_id") == fid for c, p in double.request_log)
 
