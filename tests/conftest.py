@@ -49,6 +49,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 from ngas_double import NgasDouble  # noqa: E402
+from ngas_double.server import Faults  # noqa: E402
 from ngas_gate import NgasGate  # noqa: E402
 from ngas_real import BuiltNgas, RealNgasError, build_real_ngas  # noqa: E402
 from procs import free_port, stop_process, wait_until  # noqa: E402
@@ -142,7 +143,7 @@ class NgasServer:
         return target
 
     @property
-    def faults(self):  # noqa: ANN201 (ngas_double.server.Faults)
+    def faults(self) -> Faults:
         return self.faults_target.faults
 
     def stop(self) -> None:
@@ -166,10 +167,10 @@ def real_ngas_build(tmp_path_factory: pytest.TempPathFactory) -> BuiltNgas | Non
         pytest.fail(str(exc))
 
 
-def start_ngas(build: BuiltNgas | None, tmp: Path, **double_options: object) -> NgasServer:
+def start_ngas(build: BuiltNgas | None, tmp: Path) -> NgasServer:
     """A new NGAS in ``tmp``: the double, or real NGAS from ``build`` behind a fault gate."""
     if build is None:
-        double = NgasDouble(tmp / "double", **double_options).start()  # type: ignore[arg-type]
+        double = NgasDouble(tmp / "double").start()
         return NgasServer(url=double.url, kind="double", double=double, root=double.root)
     url, root, proc = build.start(tmp)
     gate = NgasGate(url, root=root).start()

@@ -137,6 +137,11 @@ class NgasGate:
             self.request_log.append((command, params))
         length_text = _header(head, "Content-Length")
         length = int(length_text) if length_text is not None else None
+        if length is None and _header(head, "Transfer-Encoding"):
+            # mlpipe sends every body with a Content-Length; anything else is refused,
+            # never forwarded half-understood
+            client.sendall(b"HTTP/1.0 501 Not Implemented\r\nContent-Length: 0\r\n\r\n")
+            return
         faults = self.faults
         if faults.take("fail_5xx") or (command == "QARCHIVE" and faults.archive_refused()):
             if length:
@@ -166,8 +171,6 @@ class NgasGate:
                 return
             if length is not None:
                 _copy(rfile, up, length)
-            else:  # a body framed some other way (chunked): passed on as it comes
-                threading.Thread(target=_pump, args=(rfile, up), daemon=True).start()
             self._answer(command, up, client)
 
     def _answer(self, command: str, up: socket.socket, client: socket.socket) -> None:
@@ -198,8 +201,3 @@ class NgasGate:
             _copy(upfile, client, length - middle - 1, pause)
             return
         _copy(upfile, client, length, pause)
-
-
-def _pump(src, dst: socket.socket) -> None:  # noqa: ANN001
-    with contextlib.suppress(OSError, ValueError):
-        _copy(src, dst, None)
